@@ -1,0 +1,1 @@
+"""REST API of the annuaire app (DRF serializers and views)."""

@@ -1,0 +1,1 @@
+"""Reads of the annuaire app: <entity>_list / _get / _search."""

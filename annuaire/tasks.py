@@ -1,0 +1,1 @@
+"""Celery tasks of the annuaire app: thin wrappers that take ids and call a service."""

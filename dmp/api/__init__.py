@@ -1,0 +1,1 @@
+"""REST API of the dmp app (DRF serializers and views)."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DmpConfig(AppConfig):
+    name = "dmp"
+    verbose_name = "Alimentation du DMP"

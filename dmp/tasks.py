@@ -1,0 +1,1 @@
+"""Celery tasks of the dmp app: thin wrappers that take ids and call a service."""

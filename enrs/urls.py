@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from enrs.core import views as core_views
+
+admin.site.site_header = "Administration ENRS"
+admin.site.site_title = "ENRS"
+
+urlpatterns = [
+    path("healthz", core_views.healthz, name="healthz"),
+    path("", include("enrs.core.urls")),
+    path("compte/", include("enrs.accounts.urls")),
+    path("annuaire/", include("annuaire.urls")),
+    path("messagerie/", include("messagerie.urls")),
+    path("dmp/", include("dmp.urls")),
+    path("telemedecine/", include("telemedecine.urls")),
+    path("ror/", include("ror.urls")),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler403 = "enrs.core.views.error_403"
+handler404 = "enrs.core.views.error_404"
+handler500 = "enrs.core.views.error_500"

@@ -1,0 +1,1 @@
+"""REST API of the messagerie app (DRF serializers and views)."""

@@ -1,0 +1,1 @@
+"""Reads of the messagerie app: <entity>_list / _get / _search."""

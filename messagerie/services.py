@@ -1,0 +1,1 @@
+"""Writes and business rules of the messagerie app: <entity>_<verb>(*, ...) -> result, atomic, audited."""

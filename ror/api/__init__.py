@@ -1,0 +1,1 @@
+"""REST API of the ror app (DRF serializers and views)."""

@@ -1,0 +1,1 @@
+"""Reads of the ror app: <entity>_list / _get / _search."""

@@ -1,0 +1,1 @@
+"""REST API of the telemedecine app (DRF serializers and views)."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TelemedecineConfig(AppConfig):
+    name = "telemedecine"
+    verbose_name = "Télémédecine et partage d'imagerie"

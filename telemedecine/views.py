@@ -1,0 +1,15 @@
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from enrs.accounts import roles
+from enrs.accounts.roles import role_required
+from enrs.core.navigation import service
+
+
+@role_required(roles.CLINICAL)
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "telemedecine/index.html", {"service": service("telemedecine"), "title": "Télémédecine"}
+    )
