@@ -1,5 +1,6 @@
 """Tasks of the core: small, so that a round trip through a worker proves the pipeline works."""
 
+import os
 import socket
 
 from celery import shared_task
@@ -19,5 +20,5 @@ def heartbeat() -> str:
 
 @shared_task(name="enrs.core.tasks.echo")
 def echo(payload: dict) -> dict:
-    """Return the payload with the worker's host name: used by the round-trip test and `make check-worker`."""
-    return {"payload": payload, "worker": socket.gethostname()}
+    """Return the payload with where it ran (host, process): used by the round-trip test."""
+    return {"payload": payload, "host": socket.gethostname(), "pid": os.getpid()}

@@ -21,6 +21,10 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Reverse proxies (nginx) whose forwarded headers (client IP, request id, CPS client certificate) are
+# trusted. Headers from any other peer are ignored.
+TRUSTED_PROXY_CIDRS = env.list("TRUSTED_PROXY_CIDRS", default=["127.0.0.1/32", "::1/128"])
+
 # Region served by this portal (INSEE region code). The name shown in the header comes from it.
 ENRS_REGION_CODE = env.str("ENRS_REGION_CODE", default="53")
 
@@ -74,6 +78,7 @@ INSTALLED_APPS = [
     # ENRS core (owned by the project: shared by several apps)
     "enrs.core",
     "enrs.accounts",
+    "enrs.audit",
     # ENRS services
     "annuaire",
     "messagerie",
@@ -83,6 +88,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "enrs.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -145,6 +151,9 @@ USE_TZ = True
 # --- Files: everything stored goes through Django's storage API -------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+# Outside production (demo, dev, tests) WhiteNoise serves static files straight from the apps.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
@@ -194,6 +203,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "API du portail régional e-santé (ENRS).",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # --- Celery -------------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+WHITENOISE_USE_FINDERS = False  # collectstatic runs at image build time
+WHITENOISE_AUTOREFRESH = False
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 
 LOGGING["root"]["level"] = env.str("LOG_LEVEL", default="INFO")
