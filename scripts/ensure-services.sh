@@ -49,6 +49,11 @@ if ! pg_up; then
   fi
 fi
 say "PostgreSQL répond sur $PGHOST:$PGPORT."
+# The default database of the test settings (pytest creates its own test_ database next to it).
+PGDATABASE_NAME=${ENRS_TEST_DATABASE:-enrs}
+if ! psql -h "$PGHOST" -p "$PGPORT" -U postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$PGDATABASE_NAME'" postgres 2>/dev/null | grep -q 1; then
+  createdb -h "$PGHOST" -p "$PGPORT" -U postgres "$PGDATABASE_NAME" && say "base $PGDATABASE_NAME créée."
+fi
 
 # --- Redis --------------------------------------------------------------------------------------
 if ! redis_up; then

@@ -16,7 +16,7 @@ QUEUES = "default,mssante,dicom,dmp"
 
 
 def _responding(name: str) -> bool:
-    replies = celery_app.control.ping(destination=[name], timeout=0.5)
+    replies = celery_app.control.ping(destination=[name], timeout=0.5) or []
     return any(name in reply for reply in replies)
 
 

@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 from django.test import Client
@@ -11,7 +12,7 @@ from tests.factories import UserFactory
 @pytest.fixture
 def user_with_role(db: None) -> Callable[[Role], User]:
     def make(role: Role) -> User:
-        return UserFactory(**{role.value: True})
+        return cast(User, UserFactory(**{role.value: True}))
 
     return make
 

@@ -10,7 +10,7 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ("role", "is_active", "is_staff")
     search_fields = ("username", "last_name", "first_name", "email", "idnat_ps")
     fieldsets = (
-        *BaseUserAdmin.fieldsets,
+        *(BaseUserAdmin.fieldsets or ()),
         ("ENRS", {"fields": ("role", "idnat_ps")}),
     )
     add_fieldsets = (

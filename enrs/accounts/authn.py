@@ -30,6 +30,8 @@ def auth_method(request: HttpRequest) -> AuthMethod | None:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return None
     value = request.session.get(SESSION_METHOD_KEY)
+    if not isinstance(value, str):
+        return None
     try:
         return AuthMethod(value)
     except ValueError:

@@ -67,7 +67,7 @@ def check_celery(*, broker: Check) -> Check:
     if not broker.healthy:
         return Check("down", "Impossible de joindre les workers Celery : le broker Redis est injoignable.")
     try:
-        replies = celery_app.control.ping(timeout=settings.ENRS_HEALTHZ_CELERY_TIMEOUT)
+        replies = celery_app.control.ping(timeout=settings.ENRS_HEALTHZ_CELERY_TIMEOUT) or []
     except Exception as exc:
         return Check("down", f"Workers Celery injoignables : {exc}")
     workers = sorted(name for reply in replies for name in reply)

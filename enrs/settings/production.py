@@ -54,4 +54,3 @@ WHITENOISE_USE_FINDERS = False  # collectstatic runs at image build time
 WHITENOISE_AUTOREFRESH = False
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 
-LOGGING["root"]["level"] = env.str("LOG_LEVEL", default="INFO")
