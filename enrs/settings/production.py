@@ -53,4 +53,3 @@ X_FRAME_OPTIONS = "DENY"
 WHITENOISE_USE_FINDERS = False  # collectstatic runs at image build time
 WHITENOISE_AUTOREFRESH = False
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
-
