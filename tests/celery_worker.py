@@ -32,7 +32,9 @@ def running_worker(*, queues: str = QUEUES, database_name: str | None = None) ->
         env["DATABASE_URL"] = (
             f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database_name}"
         )
-    log = open(REPO / "var" / f"{name.split('@')[0]}.log", "w")  # noqa: SIM115 - closed below
+    log_path = REPO / "var" / "test-logs" / f"{name.split('@')[0]}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
             str(REPO / ".venv" / "bin" / "celery"),
@@ -57,7 +59,10 @@ def running_worker(*, queues: str = QUEUES, database_name: str | None = None) ->
         start_new_session=True,
     )
     try:
-        wait_until(lambda: process.poll() is None and _responding(name), timeout=60, what="celery worker")
+        try:
+            wait_until(lambda: process.poll() is None and _responding(name), timeout=60, what="celery worker")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; worker log:\n{log_path.read_text()[-3000:]}") from exc
         yield name
     finally:
         os.killpg(process.pid, signal.SIGTERM)
