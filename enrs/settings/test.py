@@ -6,6 +6,9 @@ DATABASE_URL = env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:54
 REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/14")
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Test databases are emptied with TRUNCATE after tests on committed data; the audit trail's trigger
+# allows that only in sessions that opt in (production never does).
+DATABASES["default"]["OPTIONS"] = {"options": "-c enrs.audit_allow_truncate=on"}
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

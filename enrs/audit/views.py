@@ -1,0 +1,146 @@
+"""The administrators' audit page: search with filters, and CSV export of the same rows.
+
+Looking at the trail is itself written to the trail (``audit.search``, ``audit.export``), before any row
+is read.
+"""
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from enrs.accounts.roles import AccessRule, Role, access_required
+
+from .forms import AuditSearchForm, filters_for_audit
+from .models import AuditEvent, Outcome
+from .selectors import audit_event_search
+from .services import audit_record
+
+# The trail names patients (INS) and professionals: administrators only, with a strong session.
+AUDIT_ACCESS = AccessRule(frozenset({Role.ADMIN}), strong=True, patient_data=True, name="audit")
+PAGE_SIZE = 50
+MAX_PAGE = 10_000
+EXPORT_CHUNK_SIZE = 2000
+
+CSV_HEADER = (
+    "N°",
+    "Date",
+    "Utilisateur",
+    "Méthode d'authentification",
+    "Action",
+    "Type de cible",
+    "Identifiant de cible",
+    "INS du patient",
+    "Adresse IP",
+    "Navigateur",
+    "Résultat",
+    "Identifiant de requête",
+    "Détail",
+    "Empreinte précédente",
+    "Empreinte",
+)
+# A cell starting with one of these is a formula for Excel / LibreOffice (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _page_number(request: HttpRequest) -> int:
+    try:
+        page = int(request.GET.get("page", "1"))
+    except ValueError:
+        return 1
+    return min(max(page, 1), MAX_PAGE)
+
+
+@access_required(AUDIT_ACCESS)
+@require_GET
+@never_cache
+def event_list(request: HttpRequest) -> HttpResponse:
+    form = AuditSearchForm(request.GET or None)
+    context: dict[str, Any] = {"title": "Journal d'audit", "form": form, "outcomes": Outcome, "events": None}
+    if form.is_bound and not form.is_valid():
+        return render(request, "audit/event_list.html", context, status=400)
+    filters = form.filters()
+    page = _page_number(request)
+    audit_record(
+        action="audit.search", request=request, detail={"filters": filters_for_audit(filters), "page": page}
+    )
+    # One row more than a page says whether there is a next page, without counting the whole trail.
+    offset = (page - 1) * PAGE_SIZE
+    rows = list(audit_event_search(**filters)[offset : offset + PAGE_SIZE + 1])
+    context.update(
+        events=rows[:PAGE_SIZE],
+        page=page,
+        has_previous=page > 1,
+        has_next=len(rows) > PAGE_SIZE,
+        previous_page=page - 1,
+        next_page=page + 1,
+        filtered=bool(filters),
+    )
+    return render(request, "audit/event_list.html", context)
+
+
+class _Echo:
+    """A file-like object whose write() returns what it is given: csv.writer then yields lines."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_cell(value: Any) -> str:
+    """Text for one CSV cell, neutralised when a spreadsheet would read it as a formula."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+def _csv_row(event: AuditEvent) -> list[str]:
+    values: list[Any] = [
+        event.pk,
+        timezone.localtime(event.occurred_at).isoformat(timespec="microseconds"),
+        event.actor_label,
+        event.auth_method,
+        event.action,
+        event.target_type,
+        event.target_id,
+        event.patient_ins,
+        event.ip,
+        event.user_agent,
+        event.get_outcome_display(),
+        event.request_id,
+        json.dumps(event.detail, ensure_ascii=False, sort_keys=True) if event.detail else "",
+        event.prev_hash,
+        event.hash,
+    ]
+    return [csv_cell(v) for v in values]
+
+
+def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    """The export: UTF-8 BOM and header first (Excel then reads UTF-8 and `;`), then one line per event."""
+    writer = csv.writer(_Echo(), delimiter=";", lineterminator="\r\n")
+    yield "\ufeff" + writer.writerow(CSV_HEADER)
+    for event in events:
+        yield writer.writerow(_csv_row(event))
+
+
+@access_required(AUDIT_ACCESS)
+@require_GET
+@never_cache
+def event_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    form = AuditSearchForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        context = {"title": "Journal d'audit", "form": form, "outcomes": Outcome, "events": None}
+        return render(request, "audit/event_list.html", context, status=400)
+    filters = form.filters()
+    audit_record(action="audit.export", request=request, detail={"filters": filters_for_audit(filters)})
+    events = audit_event_search(**filters).iterator(chunk_size=EXPORT_CHUNK_SIZE)
+    response = StreamingHttpResponse(csv_lines(events), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="journal-audit-{stamp}.csv"'
+    return response
