@@ -2,12 +2,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from enrs.accounts import roles
-from enrs.accounts.roles import role_required
+from enrs.accounts.roles import CLINICAL_ACCESS, access_required
 from enrs.core.navigation import service
 
 
-@role_required(roles.CLINICAL)
+@access_required(CLINICAL_ACCESS)
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     return render(request, "dmp/index.html", {"service": service("dmp"), "title": "DMP"})

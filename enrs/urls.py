@@ -1,16 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from enrs.core import views as core_views
-
-admin.site.site_header = "Administration ENRS"
-admin.site.site_title = "ENRS"
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("", include("enrs.core.urls")),
     path("compte/", include("enrs.accounts.urls")),
+    path("audit/", include("enrs.audit.urls")),
     path("annuaire/", include("annuaire.urls")),
     path("messagerie/", include("messagerie.urls")),
     path("dmp/", include("dmp.urls")),
@@ -18,7 +16,8 @@ urlpatterns = [
     path("ror/", include("ror.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Split view + sidecar: Swagger UI from our own static files, no inline script (strict CSP).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
 handler403 = "enrs.core.views.error_403"

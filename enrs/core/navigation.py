@@ -6,7 +6,7 @@ from typing import Any
 from django.urls import reverse
 
 from enrs.accounts import roles
-from enrs.accounts.roles import Role, user_has_role
+from enrs.accounts.roles import AccessRule, Role, user_has_role
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,12 +15,20 @@ class Service:
     label: str
     url_name: str
     description: str
-    roles: frozenset[Role]
+    access: AccessRule  # the same rule its views apply (enrs.accounts.roles)
     icon: str = "fr-icon-arrow-right-line"
 
     @property
     def url(self) -> str:
         return reverse(self.url_name)
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return self.access.roles
+
+    @property
+    def needs_strong_auth(self) -> bool:
+        return self.access.strong
 
 
 SERVICES: tuple[Service, ...] = (
@@ -30,7 +38,7 @@ SERVICES: tuple[Service, ...] = (
         "annuaire:index",
         "L'annuaire régional des professionnels (RPPS/ADELI) et des structures (FINESS), "
         "leurs adresses de messagerie sécurisée et les adhérents du GCS.",
-        roles.DIRECTORY,
+        roles.DIRECTORY_ACCESS,
         "fr-icon-team-line",
     ),
     Service(
@@ -39,7 +47,7 @@ SERVICES: tuple[Service, ...] = (
         "messagerie:index",
         "La messagerie sécurisée de santé MSSanté : boîtes personnelles et organisationnelles, "
         "échange de documents au format IHE-XDM.",
-        roles.CLINICAL,
+        roles.CLINICAL_ACCESS,
         "fr-icon-mail-line",
     ),
     Service(
@@ -47,7 +55,7 @@ SERVICES: tuple[Service, ...] = (
         "DMP",
         "dmp:index",
         "L'alimentation du Dossier Médical Partagé : identité INS, documents CDA, envoi XDS.b.",
-        roles.CLINICAL,
+        roles.CLINICAL_ACCESS,
         "fr-icon-file-text-line",
     ),
     Service(
@@ -56,7 +64,7 @@ SERVICES: tuple[Service, ...] = (
         "telemedecine:index",
         "Téléconsultation, téléexpertise, télésurveillance et téléassistance, avec leur traçabilité "
         "et le partage d'examens d'imagerie (DICOM) entre établissements.",
-        roles.CLINICAL,
+        roles.CLINICAL_ACCESS,
         "fr-icon-video-chat-line",
     ),
     Service(
@@ -65,7 +73,7 @@ SERVICES: tuple[Service, ...] = (
         "ror:index",
         "Le Répertoire Opérationnel des Ressources : offre de soins, lits disponibles, "
         "recherche d'orientation.",
-        roles.ROR,
+        roles.ROR_ACCESS,
         "fr-icon-hospital-line",
     ),
     Service(
@@ -74,7 +82,7 @@ SERVICES: tuple[Service, ...] = (
         "core:dashboards",
         "Les indicateurs d'usage des services et de déploiement, pour l'ARS et le GCS "
         "(données agrégées, jamais nominatives).",
-        roles.DASHBOARDS,
+        roles.DASHBOARDS_ACCESS,
         "fr-icon-line-chart-line",
     ),
     Service(
@@ -82,7 +90,7 @@ SERVICES: tuple[Service, ...] = (
         "Administration",
         "admin:index",
         "L'administration du portail : comptes, adhérents, paramétrage des services.",
-        roles.ADMINISTRATION,
+        roles.ADMINISTRATION_ACCESS,
         "fr-icon-settings-5-line",
     ),
 )

@@ -5,8 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from enrs.accounts import roles
-from enrs.accounts.roles import role_required
+from enrs.accounts.roles import DASHBOARDS_ACCESS, access_required
 
 from .health import health_report
 from .navigation import SERVICES, service
@@ -47,7 +46,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if healthy else 503)
 
 
-@role_required(roles.DASHBOARDS)
+@access_required(DASHBOARDS_ACCESS)
 @require_GET
 def dashboards(request: HttpRequest) -> HttpResponse:
     return render(

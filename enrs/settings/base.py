@@ -60,7 +60,7 @@ else:
 
 # --- Applications -------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "enrs.core.admin_site.ENRSAdminConfig",  # django.contrib.admin behind the portal's strong sign-in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -204,6 +205,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -256,3 +260,173 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# --- Security headers -----------------------------------------------------------------------------
+# Content-Security-Policy (django-csp 4). The pages load only our own files: DSFR's CSS, fonts, icons
+# and its JS (`type="module"`) are served from /static/, and no template carries an inline script or
+# style. Icons embedded in the DSFR CSS are `data:` images.
+from csp.constants import NONE, SELF  # noqa: E402
+
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware"
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "manifest-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# --- Pro Santé Connect ----------------------------------------------------------------------------
+# OpenID Connect sign-in with CPS / e-CPS (enrs/accounts/psc.py). Empty PSC_DISCOVERY_URL = disabled.
+# Production (ANS): https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration
+# Sandbox (BAS): the same path on auth.bas.psc.esante.gouv.fr. HTTPS only (plain HTTP on loopback only).
+PSC_DISCOVERY_URL = env.str("PSC_DISCOVERY_URL", default="")
+PSC_CLIENT_ID = env.str("PSC_CLIENT_ID", default="")
+PSC_CLIENT_SECRET = env.str("PSC_CLIENT_SECRET", default="")
+# How the client authenticates at the token endpoint: client_secret_basic or client_secret_post.
+PSC_TOKEN_AUTH_METHOD = env.str("PSC_TOKEN_AUTH_METHOD", default="client_secret_basic")
+PSC_SCOPES = env.str("PSC_SCOPES", default="openid scope_all")
+PSC_ACR_VALUES = env.str("PSC_ACR_VALUES", default="eidas1")
+# `acr` values accepted in the ID token (e.g. "eidas1,eidas3"); empty = any.
+PSC_ACCEPTED_ACR = env.list("PSC_ACCEPTED_ACR", default=[])
+PSC_HTTP_TIMEOUT = env.float("PSC_HTTP_TIMEOUT", default=5.0)  # seconds, each call to the provider
+PSC_METADATA_CACHE_SECONDS = env.int("PSC_METADATA_CACHE_SECONDS", default=3600)  # discovery + JWKS
+# Callback and post-logout URLs registered at the ANS; empty = built from the request's host.
+PSC_REDIRECT_URI = env.str("PSC_REDIRECT_URI", default="")
+PSC_POST_LOGOUT_REDIRECT_URI = env.str("PSC_POST_LOGOUT_REDIRECT_URI", default="")
+
+if PSC_DISCOVERY_URL:
+    from urllib.parse import urlsplit as _psc_urlsplit
+
+    from django.core.exceptions import ImproperlyConfigured as _PSCImproperlyConfigured
+
+    if not (PSC_CLIENT_ID and PSC_CLIENT_SECRET):
+        raise _PSCImproperlyConfigured(
+            "PSC_DISCOVERY_URL est défini : PSC_CLIENT_ID et PSC_CLIENT_SECRET sont requis."
+        )
+    if PSC_TOKEN_AUTH_METHOD not in ("client_secret_basic", "client_secret_post"):
+        raise _PSCImproperlyConfigured(
+            f"PSC_TOKEN_AUTH_METHOD={PSC_TOKEN_AUTH_METHOD!r} : valeurs possibles "
+            "« client_secret_basic » ou « client_secret_post »."
+        )
+    # Logout is a form POST that redirects to the provider's end_session_endpoint (same host as the
+    # discovery document at PSC): browsers apply `form-action` to that redirect.
+    _psc_origin = "{0.scheme}://{0.netloc}".format(_psc_urlsplit(PSC_DISCOVERY_URL))
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] = [
+        *CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"],
+        _psc_origin,
+    ]
+
+# The login page shows the "S'identifier avec Pro Santé Connect" button only when PSC is configured.
+from typing import cast as _psc_cast  # noqa: E402
+
+_psc_cast("dict[str, list[str]]", TEMPLATES[0]["OPTIONS"])["context_processors"].append(
+    "enrs.accounts.psc_views.psc_context"
+)
+# --- end of Pro Santé Connect ---------------------------------------------------------------------
+
+# --- CPS card sign-in -----------------------------------------------------------------------------
+# nginx asks for an optional client certificate (deploy/nginx/enrs.conf) and forwards it, URL-encoded,
+# with its own verdict; Django checks it again (enrs/accounts/cps.py) and opens a strong session.
+# CPS_CA_BUNDLE: PEM file of the IGC-Santé CAs (the same as nginx's ssl_client_certificate); empty = CPS
+# sign-in disabled. CPS_CRL_FILE: PEM CRLs, one per CA (the same as nginx's ssl_crl); empty = no
+# revocation check. Both files are re-read when they change. `manage.py make_test_pki DIR` makes test ones.
+CPS_CA_BUNDLE = env.str("CPS_CA_BUNDLE", default="")
+CPS_CRL_FILE = env.str("CPS_CRL_FILE", default="")
+# request.META keys of the headers set by nginx (X-SSL-Client-Cert / X-SSL-Client-Verify), read only
+# from TRUSTED_PROXY_CIDRS. CPS_VERIFY_HEADER empty = do not require nginx's verdict to be SUCCESS.
+CPS_CERT_HEADER = env.str("CPS_CERT_HEADER", default="HTTP_X_SSL_CLIENT_CERT")
+CPS_VERIFY_HEADER = env.str("CPS_VERIFY_HEADER", default="HTTP_X_SSL_CLIENT_VERIFY")
+# The login page shows the "Se connecter avec ma carte CPS" button only when CPS_CA_BUNDLE is set.
+from typing import cast as _cps_cast  # noqa: E402
+
+_cps_cast("dict[str, list[str]]", TEMPLATES[0]["OPTIONS"])["context_processors"].append(
+    "enrs.accounts.cps_views.cps_context"
+)
+# --- end of CPS card sign-in ----------------------------------------------------------------------
+
+# --- OTP and lockout ------------------------------------------------------------------------------
+# Password + one-time code sign-in (enrs/accounts/views.py, otp_views.py, otp_services.py). Clinicians and
+# administrators must enrol an authenticator app (TOTP, RFC 6238: HMAC-SHA-1, 30 s steps, 6 digits);
+# GCS staff and ARS analysts may. Ten one-time backup codes (otp_static, stored as keyed hashes) and a code
+# sent by e-mail (otp_email) are the fallbacks when the phone is not at hand.
+from datetime import timedelta as _otp_timedelta  # noqa: E402
+
+INSTALLED_APPS += ["django_otp.plugins.otp_email", "axes"]
+# Axes turns lockouts flagged during the request into the "account locked" page (last middleware).
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+# AxesStandaloneBackend comes first: it refuses attempts on a locked account before the password is checked.
+# With it, `authenticate()` needs the request: tests sign in with `client.force_login()`, not `login()`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    *[
+        backend
+        for backend in globals().get("AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"])
+        if backend != "axes.backends.AxesStandaloneBackend"
+    ],
+]
+
+# TOTP: ±1 step of tolerance around the server's clock, no learnt drift (OTP_TOTP_SYNC) that would widen
+# the window over time. A code is accepted once: the device keeps the last step used (`last_t`).
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="ENRS")
+OTP_TOTP_SYNC = False
+# django-otp's own exponential back-off after each wrong code (1, 2, 4, 8… seconds, kept until a success),
+# on top of the lockout below: it caps guessing over days even when the lockout expires.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+OTP_EMAIL_THROTTLE_FACTOR = 1
+# Fallback code by e-mail (to the account's address): valid 5 minutes, one sending per minute at most.
+ENRS_OTP_EMAIL_FALLBACK = env.bool("ENRS_OTP_EMAIL_FALLBACK", default=True)
+OTP_EMAIL_TOKEN_VALIDITY = 300
+OTP_EMAIL_COOLDOWN_DURATION = 60
+OTP_EMAIL_SUBJECT = "ENRS : votre code de connexion"
+OTP_EMAIL_BODY_TEMPLATE_PATH = "accounts/email/otp_code.txt"
+
+# Outgoing e-mail (unless another block set it up first). The embedded demo prints messages on the console;
+# elsewhere they go to the SMTP relay EMAIL_HOST:EMAIL_PORT.
+if "EMAIL_BACKEND" not in globals():
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND",
+        default="django.core.mail.backends.console.EmailBackend"
+        if ENRS_DEMO_MODE
+        else "django.core.mail.backends.smtp.EmailBackend",
+    )
+    EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+    EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+    EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # seconds: a stuck relay must not hang sign-in
+    DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ENRS <ne-pas-repondre@localhost>")
+OTP_EMAIL_SENDER = DEFAULT_FROM_EMAIL
+
+# Lockout (django-axes, attempts kept in the database): 5 failures within 15 minutes lock the account for
+# 15 minutes. Wrong passwords and wrong one-time codes count together (otp_services records the latter).
+# Locked by username only: clinicians of one hospital share its public address, so an IP lock would lock
+# them all out; per-address rate limiting is nginx's job (limit_req). Hence axes.W006 is silenced.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = _otp_timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# Attempts refused while locked do not extend the lock: it ends 15 minutes after the 5th failure.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Failures are forgotten after a *complete* sign-in (password, then the code when one is due), which
+# otp_services.lockout_reset does. Axes' own reset at the password step would let someone who knows the
+# password try 4 codes, sign in again, try 4 more… without ever being locked.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "enrs.accounts.views.lockout_response"  # French page, audited (auth.lockout)
+AXES_CLIENT_IP_CALLABLE = "enrs.core.net.client_ip"  # X-Real-IP only from TRUSTED_PROXY_CIDRS
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]  # never stored in axes' attempt rows
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are in the audit trail (auth.login)
+SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "axes.W006"]
+# --- end of OTP and lockout -----------------------------------------------------------------------

@@ -45,10 +45,15 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Cookies only over HTTPS, out of reach of scripts; sessions expire after SESSION_COOKIE_AGE idle (base.py).
 SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (base.py): in production, also ask browsers to upgrade any http:// sub-resource.
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["upgrade-insecure-requests"] = True  # type: ignore[assignment]
 
 WHITENOISE_USE_FINDERS = False  # collectstatic runs at image build time
 WHITENOISE_AUTOREFRESH = False
