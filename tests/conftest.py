@@ -26,3 +26,18 @@ def client_as(client: Client, user_with_role: Callable[[Role], User]) -> Callabl
         return client
 
     return sign_in
+
+
+@pytest.fixture
+def strong_client_as(client: Client, user_with_role: Callable[[Role], User]) -> Callable[[Role], Client]:
+    """A test client signed in with a fresh user of the given role, by a strong method (CPS card)."""
+    from enrs.accounts.authn import SESSION_METHOD_KEY, AuthMethod
+
+    def sign_in(role: Role) -> Client:
+        client.force_login(user_with_role(role))
+        session = client.session
+        session[SESSION_METHOD_KEY] = AuthMethod.CPS.value
+        session.save()
+        return client
+
+    return sign_in

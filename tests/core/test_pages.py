@@ -126,3 +126,15 @@ def test_demo_banner_only_in_demo_mode(client: Client, settings) -> None:
     assert "Mode démonstration" in client.get("/").content.decode()
     settings.ENRS_DEMO_MODE = False
     assert "Mode démonstration" not in client.get("/").content.decode()
+
+
+@pytest.mark.django_db
+def test_logout_button_ends_a_pro_sante_connect_session_at_the_provider(client_as) -> None:
+    from enrs.accounts.authn import SESSION_METHOD_KEY
+
+    client = client_as(Role.CLINICIAN)
+    assert 'action="/compte/deconnexion/"' in client.get("/").content.decode()
+    session = client.session
+    session[SESSION_METHOD_KEY] = "psc"
+    session.save()
+    assert 'action="/compte/deconnexion/psc/"' in client.get("/").content.decode()

@@ -1,0 +1,49 @@
+"""The Django admin has no password-only door: it goes through the portal's sign-in and needs a strong
+session."""
+
+import pytest
+from django.test import Client
+
+from enrs.accounts.roles import Role
+
+
+@pytest.mark.django_db
+def test_anonymous_visitors_are_sent_to_the_portal_sign_in(client: Client) -> None:
+    response = client.get("/admin/", follow=True)
+    assert response.redirect_chain[-1][0] == "/compte/connexion/?next=%2Fadmin%2F"
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_login_page_offers_no_password_form(client: Client) -> None:
+    response = client.post("/admin/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/compte/connexion/")
+
+
+@pytest.mark.django_db
+def test_password_only_administrator_is_sent_to_the_otp_step(client_as) -> None:
+    client = client_as(Role.ADMIN)
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+    response = client.get(response["Location"])
+    assert response.status_code == 302
+    assert response["Location"].startswith("/compte/connexion/code/")
+    assert "next=%2Fadmin%2F" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_strongly_signed_in_administrator_reaches_the_admin(strong_client_as) -> None:
+    client = strong_client_as(Role.ADMIN)
+    response = client.get("/admin/")
+    assert response.status_code == 200
+    assert "Administration du portail" in response.content.decode()
+    # And the login page sends them straight on.
+    assert client.get("/admin/login/?next=/admin/accounts/user/")["Location"] == "/admin/accounts/user/"
+
+
+@pytest.mark.django_db
+def test_non_staff_user_is_refused_even_with_a_strong_session(strong_client_as) -> None:
+    client = strong_client_as(Role.CLINICIAN)
+    assert client.get("/admin/login/").status_code == 403
