@@ -1,0 +1,1 @@
+"""National formats of the directory (identifiers, nomenclatures). Pure code: no Django import here."""
