@@ -38,7 +38,7 @@ lock:
 
 run: install
 	$(PY) manage.py migrate --no-input
-	$(PY) manage.py seed_demo --scale $(SCALE) --if-empty
+	$(PY) manage.py seed_demo --scale $(SCALE) --if-empty --force
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 seed: install

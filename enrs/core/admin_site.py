@@ -46,3 +46,11 @@ class ENRSAdminSite(admin.AdminSite):
 
 class ENRSAdminConfig(AdminConfig):
     default_site = "enrs.core.admin_site.ENRSAdminSite"
+
+    def ready(self) -> None:
+        super().ready()  # autodiscovers every app's admin.py
+        from dsfr.models import DsfrConfig
+
+        # django-dsfr's site configuration is not used: the portal shell is ENRS's own templates.
+        if admin.site.is_registered(DsfrConfig):
+            admin.site.unregister(DsfrConfig)

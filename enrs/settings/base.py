@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.forms",  # FORM_RENDERER = TemplatesSetting finds Django's widget templates here
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",

@@ -47,3 +47,18 @@ def test_strongly_signed_in_administrator_reaches_the_admin(strong_client_as) ->
 def test_non_staff_user_is_refused_even_with_a_strong_session(strong_client_as) -> None:
     client = strong_client_as(Role.CLINICIAN)
     assert client.get("/admin/login/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_every_registered_model_has_working_admin_pages(strong_client_as) -> None:
+    from django.contrib import admin
+    from django.urls import reverse
+
+    client = strong_client_as(Role.ADMIN)
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        assert client.get(changelist).status_code == 200, changelist
+        if model_admin.has_add_permission(client.get(changelist).wsgi_request):
+            add = reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+            assert client.get(add).status_code == 200, add
