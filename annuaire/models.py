@@ -7,6 +7,7 @@ open-data imports) write these tables with COPY, so every invariant that matters
 constraint, not only a ``clean()`` rule.
 """
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -394,6 +395,14 @@ class Adherent(models.Model):
     )
     membership_start = models.DateField("début d'adhésion", null=True, blank=True)
     membership_end = models.DateField("fin d'adhésion", null=True, blank=True)
+    convention_signed_on = models.DateField("convention signée le", null=True, blank=True)
+    convention_document = models.FileField(
+        "convention signée", upload_to="annuaire/conventions/%Y/", blank=True, max_length=255
+    )
+    status_reason = models.TextField(
+        "motif du dernier changement de statut", blank=True, help_text="Obligatoire pour une exclusion."
+    )
+    status_changed_at = models.DateTimeField("statut modifié le", null=True, blank=True)
     created_at = models.DateTimeField("créé le", auto_now_add=True)
     updated_at = models.DateTimeField("modifié le", auto_now=True)
 
@@ -435,3 +444,213 @@ class Adherent(models.Model):
     def __str__(self) -> str:
         member = self.structure or self.professional
         return f"{member} — collège {self.college}"
+
+
+class EnrsService(models.TextChoices):
+    """The ENRS services a member may use."""
+
+    ANNUAIRE = "annuaire", "Annuaire"
+    MESSAGERIE = "messagerie", "Messagerie sécurisée"
+    DMP = "dmp", "Alimentation du DMP"
+    TELEMEDECINE = "telemedecine", "Télémédecine"
+    ROR = "ror", "ROR"
+
+
+class AdherentService(models.Model):
+    adherent = models.ForeignKey(
+        Adherent, verbose_name="adhérent", on_delete=models.CASCADE, related_name="services"
+    )
+    service = models.CharField("service", max_length=20, choices=EnrsService.choices)
+    since = models.DateField("depuis", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "service utilisé"
+        verbose_name_plural = "services utilisés"
+        constraints = [
+            models.UniqueConstraint(fields=["adherent", "service"], name="annuaire_adherent_service_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.get_service_display()
+
+
+class FeeStatus(models.TextChoices):
+    DUE = "due", "À payer"
+    PAID = "paid", "Payée"
+    LATE = "late", "En retard"
+    WAIVED = "waived", "Exonérée"
+
+
+class AdherentFee(models.Model):
+    """The yearly membership fee of a member and whether it was paid."""
+
+    adherent = models.ForeignKey(
+        Adherent, verbose_name="adhérent", on_delete=models.CASCADE, related_name="fees"
+    )
+    year = models.PositiveSmallIntegerField("année")
+    amount = models.DecimalField("montant (€)", max_digits=10, decimal_places=2)
+    status = models.CharField("statut", max_length=6, choices=FeeStatus.choices, default=FeeStatus.DUE)
+    paid_on = models.DateField("payée le", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "cotisation"
+        verbose_name_plural = "cotisations"
+        ordering = ["-year"]
+        constraints = [
+            models.UniqueConstraint(fields=["adherent", "year"], name="annuaire_fee_one_per_year"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="annuaire_fee_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(year__gte=2000, year__lte=2100), name="annuaire_fee_year_plausible"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | Q(paid_on__isnull=False), name="annuaire_fee_paid_has_date"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.year} — {self.amount} € ({self.get_status_display()})"
+
+
+class GoverningBody(models.TextChoices):
+    GENERAL_ASSEMBLY = "ag", "Assemblée générale"
+    RESTRICTED_COMMITTEE = "comite", "Comité restreint"
+
+
+class RepresentativeRole(models.TextChoices):
+    HOLDER = "holder", "Titulaire"
+    SUBSTITUTE = "substitute", "Suppléant"
+
+
+class AdherentRepresentative(models.Model):
+    """Who represents a member at the general assembly or on the restricted committee."""
+
+    adherent = models.ForeignKey(
+        Adherent, verbose_name="adhérent", on_delete=models.CASCADE, related_name="representatives"
+    )
+    body = models.CharField("instance", max_length=6, choices=GoverningBody.choices)
+    role = models.CharField("rôle", max_length=10, choices=RepresentativeRole.choices)
+    last_name = models.CharField("nom", max_length=100)
+    first_name = models.CharField("prénom", max_length=100)
+    email = models.EmailField("courriel", blank=True)
+    function = models.CharField("fonction", max_length=150, blank=True)
+    professional = models.ForeignKey(
+        Professional,
+        verbose_name="professionnel de l'annuaire",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="representations",
+    )
+
+    class Meta:
+        verbose_name = "représentant"
+        verbose_name_plural = "représentants"
+        constraints = [
+            # One holder and one substitute per member and per body.
+            models.UniqueConstraint(
+                fields=["adherent", "body", "role"], name="annuaire_representative_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name} ({self.get_role_display()}, {self.get_body_display()})"
+
+
+class ImportKind(models.TextChoices):
+    RPPS = "rpps", "RPPS (PS_LibreAcces_Personne_activite)"
+    FINESS = "finess", "FINESS (établissements)"
+
+
+class ImportStatus(models.TextChoices):
+    RUNNING = "running", "En cours"
+    SUCCEEDED = "succeeded", "Terminé"
+    FAILED = "failed", "Échec"
+
+
+class ImportRun(models.Model):
+    """One run of a national open-data import: what file, what it changed, what it rejected."""
+
+    kind = models.CharField("type", max_length=6, choices=ImportKind.choices)
+    file_name = models.CharField("fichier", max_length=255)
+    file_sha256 = models.CharField("empreinte SHA-256", max_length=64)
+    encoding = models.CharField("encodage", max_length=20, blank=True)
+    status = models.CharField(
+        "statut", max_length=9, choices=ImportStatus.choices, default=ImportStatus.RUNNING
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name="lancé par", on_delete=models.PROTECT, null=True, blank=True
+    )
+    started_at = models.DateTimeField("début", auto_now_add=True)
+    finished_at = models.DateTimeField("fin", null=True, blank=True)
+    rows_read = models.PositiveIntegerField("lignes lues", default=0)
+    rows_created = models.PositiveIntegerField("créations", default=0)
+    rows_updated = models.PositiveIntegerField("mises à jour", default=0)
+    rows_unchanged = models.PositiveIntegerField("inchangées", default=0)
+    rows_deactivated = models.PositiveIntegerField("désactivations", default=0)
+    rows_rejected = models.PositiveIntegerField("rejets", default=0)
+    error = models.TextField("erreur", blank=True)
+
+    class Meta:
+        verbose_name = "import"
+        verbose_name_plural = "imports"
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["kind", "-started_at"], name="annuaire_importrun_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} — {self.file_name} ({self.get_status_display()})"
+
+
+class ImportRejection(models.Model):
+    """A line of an import file that was not loaded, and why."""
+
+    run = models.ForeignKey(
+        ImportRun, verbose_name="import", on_delete=models.CASCADE, related_name="rejections"
+    )
+    line_number = models.PositiveIntegerField("ligne")
+    reason = models.CharField("motif", max_length=255)
+    raw = models.TextField("contenu (tronqué)", blank=True)
+
+    class Meta:
+        verbose_name = "ligne rejetée"
+        verbose_name_plural = "lignes rejetées"
+        ordering = ["run", "line_number"]
+
+    def __str__(self) -> str:
+        return f"ligne {self.line_number} : {self.reason}"
+
+
+class ChangeKind(models.TextChoices):
+    CREATED = "created", "Création"
+    UPDATED = "updated", "Mise à jour"
+    DEACTIVATED = "deactivated", "Désactivation"
+    REACTIVATED = "reactivated", "Réactivation"
+
+
+class DirectoryChange(models.Model):
+    """What an import changed on one professional or structure (before/after of the changed fields)."""
+
+    run = models.ForeignKey(
+        ImportRun, verbose_name="import", on_delete=models.CASCADE, related_name="changes"
+    )
+    kind = models.CharField("type", max_length=11, choices=ChangeKind.choices)
+    professional = models.ForeignKey(
+        Professional, on_delete=models.CASCADE, null=True, blank=True, related_name="changes"
+    )
+    structure = models.ForeignKey(
+        Structure, on_delete=models.CASCADE, null=True, blank=True, related_name="changes"
+    )
+    fields = models.JSONField("champs modifiés", default=dict, blank=True)
+
+    class Meta:
+        verbose_name = "modification d'import"
+        verbose_name_plural = "modifications d'import"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(structure__isnull=False, professional__isnull=True)
+                | Q(structure__isnull=True, professional__isnull=False),
+                name="annuaire_change_exactly_one_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.run_id})"

@@ -1,1 +1,0 @@
-"""Reads of the annuaire app: <entity>_list / _get / _search."""
