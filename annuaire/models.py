@@ -397,10 +397,13 @@ class Adherent(models.Model):
     membership_end = models.DateField("fin d'adhésion", null=True, blank=True)
     convention_signed_on = models.DateField("convention signée le", null=True, blank=True)
     convention_document = models.FileField(
-        "convention signée", upload_to="annuaire/conventions/%Y/", blank=True, max_length=255
+        "convention signée", upload_to="annuaire/conventions/%Y/", blank=True, max_length=255, db_default=""
     )
     status_reason = models.TextField(
-        "motif du dernier changement de statut", blank=True, help_text="Obligatoire pour une exclusion."
+        "motif du dernier changement de statut",
+        blank=True,
+        db_default="",
+        help_text="Obligatoire pour une exclusion.",
     )
     status_changed_at = models.DateTimeField("statut modifié le", null=True, blank=True)
     created_at = models.DateTimeField("créé le", auto_now_add=True)
