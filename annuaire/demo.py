@@ -29,6 +29,7 @@ from django.utils import timezone
 from enrs.accounts.models import User
 from enrs.accounts.roles import Role
 from enrs.accounts.services import user_create
+from enrs.audit.services import audit_record
 from enrs.core import geo
 
 from .bulk import Method, Progress, Row, Table, flush, reset_sequences, write_rows
@@ -1052,7 +1053,11 @@ def seed_demo(
                 )
             flush(MODELS)
         if reset:
-            User.objects.filter(username__in=[a.username for a in DEMO_ACCOUNTS]).delete()
+            # Demo accounts that already left traces in the audit trail are kept (the trail protects
+            # its actors); the others are recreated with their demo password.
+            User.objects.filter(
+                username__in=[a.username for a in DEMO_ACCOUNTS], audit_events__isnull=True
+            ).delete()
         data = DemoData(scale=spec, seed=seed, departments=departments)
         if on_plan is not None:
             on_plan(data)
@@ -1061,5 +1066,15 @@ def seed_demo(
         report.counts = {table: written.get(table.model, 0) for table in TABLES}
         if create_accounts:
             report.accounts = demo_accounts_create(seed=seed, clinician=data.clinician)
+        audit_record(
+            action="annuaire.seed_demo",
+            detail={
+                "scale": scale,
+                "seed": seed,
+                "region": report.region_code,
+                "reset": reset,
+                "counts": {str(table.model._meta.label): count for table, count in report.counts.items()},
+            },
+        )
     report.duration = time.perf_counter() - started
     return report

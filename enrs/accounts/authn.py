@@ -43,13 +43,23 @@ def is_strongly_authenticated(request: HttpRequest) -> bool:
     return method is not None and method.strong
 
 
-def sign_in(request: HttpRequest, user: Any, *, method: AuthMethod, backend: str | None = None) -> None:
-    """Open a session for `user` (new session id) and record how, in the session and the audit trail."""
+def sign_in(
+    request: HttpRequest,
+    user: Any,
+    *,
+    method: AuthMethod,
+    backend: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Open a session for `user` (new session id) and record how, in the session and the audit trail.
+    `detail` adds what identifies the credential (e.g. the CPS certificate's serial and issuer)."""
     from enrs.audit.services import audit_record
 
     login(request, user, backend=backend or "django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_METHOD_KEY] = method.value
-    audit_record(action="auth.login", request=request, actor=user, detail={"method": method.value})
+    audit_record(
+        action="auth.login", request=request, actor=user, detail={**(detail or {}), "method": method.value}
+    )
 
 
 def upgrade(request: HttpRequest, *, method: AuthMethod) -> None:

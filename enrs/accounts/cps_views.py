@@ -272,5 +272,10 @@ def cps_login(request: HttpRequest) -> HttpResponse:
             )
         return _refuse(request, message=message, reason=reason, next_url=next_url)
 
-    sign_in(request, user, method=AuthMethod.CPS)
+    sign_in(
+        request,
+        user,
+        method=AuthMethod.CPS,
+        detail={"serial": identity.serial_number, "issuer": identity.issuer, "idnat_ps": identity.idnat_ps},
+    )
     return HttpResponseRedirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))

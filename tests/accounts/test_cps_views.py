@@ -97,7 +97,13 @@ def test_valid_card_opens_a_strong_session(
     [login] = events("auth.login")
     assert login.actor == durand
     assert login.outcome == "success"
-    assert login.detail == {"method": "cps"}
+    card = pki.professionals[DURAND.idnat_ps].cert
+    assert login.detail == {
+        "method": "cps",
+        "serial": format(card.serial_number, "X"),
+        "issuer": card.issuer.rfc4514_string(),
+        "idnat_ps": DURAND.idnat_ps,
+    }
     assert events("auth.cps.refused") == []
 
 

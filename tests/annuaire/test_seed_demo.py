@@ -300,3 +300,24 @@ def test_unknown_region_is_refused(demo_mode: SettingsWrapper, seed: Callable[..
     with pytest.raises(CommandError, match="Région inconnue"):
         seed("--scale", "small", "--region", "99")
     assert demo.annuaire_is_empty()
+
+
+@pytest.mark.django_db
+def test_seeding_is_audited_and_reset_keeps_audited_demo_accounts(settings) -> None:
+    from django.core.management import call_command
+
+    from enrs.accounts.models import User
+    from enrs.audit.models import AuditEvent
+    from enrs.audit.services import audit_record
+
+    settings.ENRS_DEMO_MODE = True
+    call_command("seed_demo", "--scale", "small", stdout=io.StringIO())
+    [event] = AuditEvent.objects.filter(action="annuaire.seed_demo")
+    assert event.detail["scale"] == "small"
+    assert event.detail["counts"]["annuaire.Professional"] == 500
+
+    clinician = User.objects.get(username="demo-clinicien")
+    audit_record(action="auth.login", actor=clinician, detail={"method": "password"})
+    call_command("seed_demo", "--scale", "small", "--reset", stdout=io.StringIO())
+    assert User.objects.filter(pk=clinician.pk).exists()
+    assert AuditEvent.objects.filter(action="annuaire.seed_demo").count() == 2
