@@ -52,9 +52,14 @@ def test_empty_trail_is_intact() -> None:
 
 
 def test_intact_chain_of_sign_ins(sign_ins: list[AuditEvent]) -> None:
-    assert run_verify() == "Chaîne d'audit intègre : 6 événements vérifiés."
+    last = sign_ins[-1]
+    expected = (
+        "Chaîne d'audit intègre : 6 événements vérifiés.\n"
+        f"Dernier événement : n° {last.pk}, empreinte {last.hash}"
+    )
+    assert run_verify() == expected
     # Small chunks: the walk goes across chunk boundaries.
-    assert run_verify("--chunk-size", "4") == "Chaîne d'audit intègre : 6 événements vérifiés."
+    assert run_verify("--chunk-size", "4") == expected
 
 
 def test_a_row_altered_in_sql_is_named(sign_ins: list[AuditEvent]) -> None:

@@ -26,3 +26,7 @@ class Command(BaseCommand):
         if not result.ok:
             raise CommandError(result.message)
         self.stdout.write(self.style.SUCCESS(result.message))
+        if result.last_id is not None:
+            # Keep these two values outside the database (e.g. nightly): deleting the newest events
+            # leaves no broken link, but changes the last id and hash.
+            self.stdout.write(f"Dernier événement : n° {result.last_id}, empreinte {result.last_hash}")
