@@ -132,6 +132,26 @@ class Structure(models.Model):
     latitude = models.FloatField("latitude", null=True, blank=True)
     longitude = models.FloatField("longitude", null=True, blank=True)
     is_active = models.BooleanField("active", default=True)
+    rpps_structure_id = models.CharField(
+        "identifiant technique RPPS",
+        max_length=32,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="« Identifiant technique de la structure » de l'extraction RPPS : la clé des cabinets "
+        "sans FINESS ni SIRET.",
+    )
+    last_import_run = models.ForeignKey(
+        "ImportRun",
+        verbose_name="dernier import",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Dernier import qui a créé, modifié ou repris cette structure ; vide pour une saisie "
+        "manuelle. Seules les structures venues d'un import FINESS sont désactivées quand elles "
+        "disparaissent du fichier.",
+    )
     created_at = models.DateTimeField("créée le", auto_now_add=True)
     updated_at = models.DateTimeField("modifiée le", auto_now=True)
 
@@ -206,6 +226,17 @@ class Professional(models.Model):
         "clé RPPS valide",
         default=True,
         help_text="Faux quand la clé de Luhn du RPPS échoue : un avertissement, jamais un refus.",
+    )
+    last_import_run = models.ForeignKey(
+        "ImportRun",
+        verbose_name="dernier import",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Dernier import RPPS qui a créé, modifié ou repris ce professionnel ; vide pour une "
+        "saisie manuelle. Seuls les professionnels venus d'un import sont désactivés quand ils "
+        "disparaissent du fichier.",
     )
     created_at = models.DateTimeField("créé le", auto_now_add=True)
     updated_at = models.DateTimeField("modifié le", auto_now=True)
