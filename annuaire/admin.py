@@ -8,7 +8,18 @@ from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from .models import Adherent, Commune, Department, Exercice, MailboxAddress, Professional, Structure
+from .models import (
+    Adherent,
+    AdherentFee,
+    AdherentRepresentative,
+    AdherentService,
+    Commune,
+    Department,
+    Exercice,
+    MailboxAddress,
+    Professional,
+    Structure,
+)
 
 
 @admin.register(Department)
@@ -121,6 +132,27 @@ class MailboxAddressAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
+# Members: the GCS staff's pages (annuaire/member_views.py) are the audited way to change them; these
+# inlines are the administrators' fallback.
+class AdherentServiceInline(admin.TabularInline):
+    model = AdherentService
+    fields = ["service", "since"]
+    extra = 0
+
+
+class AdherentFeeInline(admin.TabularInline):
+    model = AdherentFee
+    fields = ["year", "amount", "status", "paid_on"]
+    extra = 0
+
+
+class AdherentRepresentativeInline(admin.TabularInline):
+    model = AdherentRepresentative
+    fields = ["body", "role", "last_name", "first_name", "email", "function", "professional"]
+    raw_id_fields = ["professional"]
+    extra = 0
+
+
 @admin.register(Adherent)
 class AdherentAdmin(admin.ModelAdmin):
     list_display = ["__str__", "college", "status", "membership_start", "membership_end"]
@@ -135,3 +167,4 @@ class AdherentAdmin(admin.ModelAdmin):
     raw_id_fields = ["structure", "professional"]
     readonly_fields = ["created_at", "updated_at"]
     date_hierarchy = "membership_start"
+    inlines = [AdherentServiceInline, AdherentFeeInline, AdherentRepresentativeInline]
