@@ -1,0 +1,1 @@
+"""National value sets of the ROR (pure code, no Django import)."""
