@@ -14,6 +14,9 @@ urlpatterns = [
     path("dmp/", include("dmp.urls")),
     path("telemedecine/", include("telemedecine.urls")),
     path("ror/", include("ror.urls")),
+    path("api/ror/", include("ror.api.urls")),
+    path("api/annuaire/", include("annuaire.api.urls")),
+    path("fhir/", include("enrs.fhir.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Split view + sidecar: Swagger UI from our own static files, no inline script (strict CSP).

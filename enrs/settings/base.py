@@ -431,3 +431,27 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]  # never stored i
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are in the audit trail (auth.login)
 SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "axes.W006"]
 # --- end of OTP and lockout -----------------------------------------------------------------------
+
+# --- GCS members (adhérents) ----------------------------------------------------------------------
+# Onboarding a structure gives it an organisational (ORG) MSSanté address on the region's operator domain
+# (annuaire/services/members.py). Signed conventions are PDF files stored through the default storage,
+# at most ENRS_MEMBER_CONVENTION_MAX_BYTES each.
+ENRS_MSSANTE_DOMAIN = env.str("ENRS_MSSANTE_DOMAIN", default="enrs-demo.mssante.fr")
+ENRS_MEMBER_CONVENTION_MAX_BYTES = env.int("ENRS_MEMBER_CONVENTION_MAX_BYTES", default=10 * 1024 * 1024)
+# --- end of GCS members ---------------------------------------------------------------------------
+
+# --- ROR (offers, capacities, freshness) ------------------------------------------------------------
+from celery.schedules import crontab as _ror_crontab  # noqa: E402
+
+# An offer whose availability is older than this is flagged stale, and its structure is reminded daily.
+ROR_STALE_AFTER_HOURS = env.float("ROR_STALE_AFTER_HOURS", default=24.0)
+# Hour (local time) of the daily stale-offer notices.
+ROR_STALE_NOTICE_HOUR = env.int("ROR_STALE_NOTICE_HOUR", default=7)
+CELERY_BEAT_SCHEDULE["ror-stale-offers"] = {
+    "task": "ror.tasks.notify_stale_offers",
+    "schedule": _ror_crontab(minute=0, hour=ROR_STALE_NOTICE_HOUR),
+}
+# Public offer-of-care search (no sign-in): searches per minute and client IP, and result cache lifetime.
+ROR_PUBLIC_RATE_LIMIT = env.int("ROR_PUBLIC_RATE_LIMIT", default=30)
+ROR_PUBLIC_CACHE_SECONDS = env.int("ROR_PUBLIC_CACHE_SECONDS", default=600)
+# --- end of ROR ------------------------------------------------------------------------------------

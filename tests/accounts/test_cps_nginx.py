@@ -200,7 +200,8 @@ def test_valid_card_signs_in(front: Front) -> None:
     assert session[SESSION_METHOD_KEY] == "cps"
     login = AuditEvent.objects.get(action="auth.login")
     assert login.actor == durand
-    assert login.detail == {"method": "cps"}
+    assert login.detail["method"] == "cps"
+    assert login.detail["idnat_ps"] == DURAND.idnat_ps  # the card that went through nginx
     # Forwarded by nginx: the client address and nginx's request id (32 hex digits), echoed back.
     assert login.ip == "127.0.0.1"
     assert re.fullmatch(r"[0-9a-f]{32}", login.request_id)

@@ -138,3 +138,10 @@ def test_logout_button_ends_a_pro_sante_connect_session_at_the_provider(client_a
     session[SESSION_METHOD_KEY] = "psc"
     session.save()
     assert 'action="/compte/deconnexion/psc/"' in client.get("/").content.decode()
+
+
+@pytest.mark.django_db
+def test_home_links_to_the_public_offer_of_care(client: Client) -> None:
+    html = client.get("/").content.decode()
+    assert 'href="/ror/public/"' in html
+    assert client.get("/ror/public/").status_code == 200
