@@ -4,9 +4,7 @@ Looking at the trail is itself written to the trail (``audit.search``, ``audit.e
 is read.
 """
 
-import csv
 import json
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -16,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from enrs.accounts.roles import AccessRule, Role, access_required
+from enrs.core.csv_export import csv_response
 
 from .forms import AuditSearchForm, filters_for_audit
 from .models import AuditEvent, Outcome
@@ -45,8 +44,6 @@ CSV_HEADER = (
     "Empreinte précédente",
     "Empreinte",
 )
-# A cell starting with one of these is a formula for Excel / LibreOffice (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _page_number(request: HttpRequest) -> int:
@@ -85,22 +82,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return render(request, "audit/event_list.html", context)
 
 
-class _Echo:
-    """A file-like object whose write() returns what it is given: csv.writer then yields lines."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_cell(value: Any) -> str:
-    """Text for one CSV cell, neutralised when a spreadsheet would read it as a formula."""
-    text = "" if value is None else str(value)
-    if text.startswith(FORMULA_PREFIXES):
-        return "'" + text
-    return text
-
-
-def _csv_row(event: AuditEvent) -> list[str]:
+def _csv_row(event: AuditEvent) -> list[Any]:
     values: list[Any] = [
         event.pk,
         timezone.localtime(event.occurred_at).isoformat(timespec="microseconds"),
@@ -118,15 +100,7 @@ def _csv_row(event: AuditEvent) -> list[str]:
         event.prev_hash,
         event.hash,
     ]
-    return [csv_cell(v) for v in values]
-
-
-def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
-    """The export: UTF-8 BOM and header first (Excel then reads UTF-8 and `;`), then one line per event."""
-    writer = csv.writer(_Echo(), delimiter=";", lineterminator="\r\n")
-    yield "\ufeff" + writer.writerow(CSV_HEADER)
-    for event in events:
-        yield writer.writerow(_csv_row(event))
+    return values
 
 
 @access_required(AUDIT_ACCESS)
@@ -140,7 +114,5 @@ def event_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     filters = form.filters()
     audit_record(action="audit.export", request=request, detail={"filters": filters_for_audit(filters)})
     events = audit_event_search(**filters).iterator(chunk_size=EXPORT_CHUNK_SIZE)
-    response = StreamingHttpResponse(csv_lines(events), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="journal-audit-{stamp}.csv"'
-    return response
+    return csv_response(f"journal-audit-{stamp}.csv", CSV_HEADER, (_csv_row(e) for e in events))

@@ -6,7 +6,7 @@
   first) is prefixed with an apostrophe (CSV / formula injection, OWASP);
 - rows are streamed: an export of the whole table does not sit in memory.
 
-The audit trail's export (`enrs.audit.views`) does the same with its own copy of `csv_cell`.
+Used by the audit trail's export and the GCS members' export.
 """
 
 import csv

@@ -15,7 +15,8 @@ from enrs.accounts.models import User
 from enrs.accounts.roles import Role
 from enrs.audit.models import AuditEvent
 from enrs.audit.services import audit_chain_verify, audit_record
-from enrs.audit.views import CSV_HEADER, PAGE_SIZE, csv_cell
+from enrs.audit.views import CSV_HEADER, PAGE_SIZE
+from enrs.core.csv_export import csv_cell
 from tests.audit.conftest import new_user, record_at
 
 pytestmark = pytest.mark.django_db
