@@ -8,6 +8,8 @@ from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from enrs.audit.admin_mixins import AuditedModelAdmin
+
 from .models import (
     Adherent,
     AdherentFee,
@@ -23,14 +25,14 @@ from .models import (
 
 
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):
+class DepartmentAdmin(AuditedModelAdmin):
     list_display = ["code", "name", "region_code"]
     list_filter = ["region_code"]
     search_fields = ["code", "name"]
 
 
 @admin.register(Commune)
-class CommuneAdmin(admin.ModelAdmin):
+class CommuneAdmin(AuditedModelAdmin):
     list_display = ["insee_code", "name", "postal_code", "department"]
     list_filter = ["department__region_code"]
     list_select_related = ["department"]
@@ -51,7 +53,7 @@ class SiteInline(admin.TabularInline):
 
 
 @admin.register(Structure)
-class StructureAdmin(admin.ModelAdmin):
+class StructureAdmin(AuditedModelAdmin):
     list_display = [
         "name",
         "kind",
@@ -86,7 +88,7 @@ class ProfessionalMailboxInline(admin.TabularInline):
 
 
 @admin.register(Professional)
-class ProfessionalAdmin(admin.ModelAdmin):
+class ProfessionalAdmin(AuditedModelAdmin):
     list_display = [
         "last_name",
         "first_name",
@@ -113,7 +115,7 @@ class ProfessionalAdmin(admin.ModelAdmin):
 
 
 @admin.register(Exercice)
-class ExerciceAdmin(admin.ModelAdmin):
+class ExerciceAdmin(AuditedModelAdmin):
     list_display = ["professional", "structure", "role_code", "exercise_mode"]
     list_filter = ["exercise_mode"]
     list_select_related = ["professional", "structure"]
@@ -123,7 +125,7 @@ class ExerciceAdmin(admin.ModelAdmin):
 
 
 @admin.register(MailboxAddress)
-class MailboxAddressAdmin(admin.ModelAdmin):
+class MailboxAddressAdmin(AuditedModelAdmin):
     list_display = ["address", "kind", "professional", "structure"]
     list_filter = ["kind"]
     list_select_related = ["professional", "structure"]
@@ -154,7 +156,7 @@ class AdherentRepresentativeInline(admin.TabularInline):
 
 
 @admin.register(Adherent)
-class AdherentAdmin(admin.ModelAdmin):
+class AdherentAdmin(AuditedModelAdmin):
     list_display = ["__str__", "college", "status", "membership_start", "membership_end"]
     list_filter = ["college", "status"]
     list_select_related = ["structure", "professional"]

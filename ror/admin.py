@@ -5,6 +5,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from enrs.audit.admin_mixins import AuditedModelAdmin
+
 from .models import (
     Capacity,
     CapacityUpdate,
@@ -17,7 +19,7 @@ from .models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedModelAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -34,7 +36,7 @@ class OfferClosureInline(admin.TabularInline):
 
 
 @admin.register(Offer)
-class OfferAdmin(admin.ModelAdmin):
+class OfferAdmin(AuditedModelAdmin):
     list_display = (
         "identifier",
         "name",
@@ -50,7 +52,7 @@ class OfferAdmin(admin.ModelAdmin):
 
 
 @admin.register(OfferLocation)
-class OfferLocationAdmin(admin.ModelAdmin):
+class OfferLocationAdmin(AuditedModelAdmin):
     list_display = ("identifier", "name", "structure", "commune", "latitude", "longitude")
     search_fields = ("identifier", "name", "structure__name")
     raw_id_fields = ("structure", "commune", "offers")
@@ -73,7 +75,7 @@ class CapacityUpdateAdmin(ReadOnlyAdmin):
 
 
 @admin.register(StructureMembership)
-class StructureMembershipAdmin(admin.ModelAdmin):
+class StructureMembershipAdmin(AuditedModelAdmin):
     list_display = ("user", "structure", "can_update_capacity", "receives_notices")
     raw_id_fields = ("user", "structure")
     search_fields = ("user__username", "structure__name", "structure__finess_et")

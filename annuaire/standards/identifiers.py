@@ -15,6 +15,9 @@ Pure code, no Django import. Rules and their status come from the project's stan
   key is a *warning* (``rpps_key_is_valid`` → store the flag), never a rejection.
 * ADELI: 9 digits (internal structure and key unverified: shape check only).
 * IdNat_PS: ``8`` + RPPS (12 chars) or ``0`` + ADELI (10 chars).
+* Mod-97 keys (NIR / matricule INS, standards §1.3): 13 characters + a 2-digit key, key = 97 - (N mod 97),
+  with ``2A`` → ``19`` and ``2B`` → ``18`` in positions 6-7 (Corsica) before the division. Shared with the
+  patient identity of the core (INS) when it arrives.
 """
 
 import re
@@ -219,3 +222,27 @@ def idnat_ps_parse(value: str) -> IdNatPs:
         f"Identifiant national {value!r} invalide : attendu « 8 » + RPPS (11 chiffres) "
         "ou « 0 » + ADELI (9 chiffres)."
     )
+
+
+# --- Mod-97 (NIR / matricule INS) ---------------------------------------------------------------------
+_MOD97_BODY = re.compile(r"^[0-9]{5}(?:[0-9]{2}|2[AB])[0-9]{6}$")
+
+
+def mod97_key(body: str) -> str:
+    """The 2-digit key of a 13-character NIR/INS body: 97 - (N mod 97), Corsica's 2A/2B read as 19/18."""
+    body = body.upper()
+    if not _MOD97_BODY.match(body):
+        raise ValueError(f"corps de NIR/INS invalide : {body!r} (13 caractères attendus)")
+    digits = body[:5] + {"2A": "19", "2B": "18"}.get(body[5:7], body[5:7]) + body[7:]
+    return f"{97 - int(digits) % 97:02d}"
+
+
+def mod97_is_valid(value: str) -> bool:
+    """True for a 15-character NIR/INS whose last two digits are the mod-97 key of the first 13."""
+    value = value.upper()
+    if len(value) != 15 or not value[13:].isdigit():
+        return False
+    try:
+        return mod97_key(value[:13]) == value[13:]
+    except ValueError:
+        return False

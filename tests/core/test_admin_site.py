@@ -62,3 +62,32 @@ def test_every_registered_model_has_working_admin_pages(strong_client_as) -> Non
         if model_admin.has_add_permission(client.get(changelist).wsgi_request):
             add = reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
             assert client.get(add).status_code == 200, add
+
+
+@pytest.mark.django_db
+def test_admin_changes_are_audited(strong_client_as) -> None:
+    from annuaire.models import Department
+    from enrs.audit.models import AuditEvent
+
+    client = strong_client_as(Role.ADMIN)
+    response = client.post(
+        "/admin/annuaire/department/add/", {"code": "99", "name": "Essai", "region_code": "53"}
+    )
+    assert response.status_code == 302
+    department = Department.objects.get(code="99")
+    [created] = AuditEvent.objects.filter(action="annuaire.department.create")
+    assert created.target_id == str(department.pk)
+    assert created.detail == {"via": "admin", "changed": ["code", "name", "region_code"]}
+
+    response = client.post(
+        f"/admin/annuaire/department/{department.pk}/change/",
+        {"code": "99", "name": "Essai renommé", "region_code": "53"},
+    )
+    assert response.status_code == 302
+    [updated] = AuditEvent.objects.filter(action="annuaire.department.update")
+    assert updated.detail["changed"] == ["name"]
+
+    response = client.post(f"/admin/annuaire/department/{department.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Department.objects.filter(pk=department.pk).exists()
+    assert AuditEvent.objects.filter(action="annuaire.department.delete", target_id=str(department.pk)).exists()
