@@ -90,4 +90,6 @@ def test_admin_changes_are_audited(strong_client_as) -> None:
     response = client.post(f"/admin/annuaire/department/{department.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not Department.objects.filter(pk=department.pk).exists()
-    assert AuditEvent.objects.filter(action="annuaire.department.delete", target_id=str(department.pk)).exists()
+    assert AuditEvent.objects.filter(
+        action="annuaire.department.delete", target_id=str(department.pk)
+    ).exists()
