@@ -119,6 +119,37 @@ def _to_detail(adherent: Adherent) -> HttpResponseBase:
     return redirect("annuaire:member_detail", pk=adherent.pk)
 
 
+def _submit(
+    request: HttpRequest,
+    form: Any,
+    service: Callable[[], Any],
+    success: str | Callable[[Any], str],
+    *,
+    adherent: Adherent | None = None,
+    field_map: Any = None,
+) -> HttpResponseBase | None:
+    """For a valid POST, run the service: on success flash `success` and go to the member's page (the
+    service's result when no `adherent` is given); a `ValidationError` goes onto the form next to the
+    fields it names. None means: render the form (again)."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        result = service()
+    except ValidationError as error:
+        add_service_errors(form, error, field_map)
+        return None
+    messages.success(request, success(result) if callable(success) else success)
+    return _to_detail(adherent if adherent is not None else result)
+
+
+def _member_page(
+    request: HttpRequest, template: str, adherent: Adherent, title: str, **extra: Any
+) -> HttpResponse:
+    name = _name(adherent)
+    context = {"title": f"{title} — {name}", "adherent": adherent, "name": name, **extra}
+    return render(request, f"annuaire/members/{template}", context)
+
+
 def _day(value: date | None) -> str:
     return f"{value:%d/%m/%Y}" if value else ""
 
@@ -365,15 +396,13 @@ def member_convention(request: HttpRequest, pk: int) -> FileResponse:
 @never_cache
 def member_create(request: HttpRequest) -> HttpResponseBase:
     form = AdherentOnboardForm(*_submitted(request))
-    if request.method == "POST" and form.is_valid():
-        try:
-            adherent = adherent_onboard(actor=request.user, request=request, **form.service_kwargs())
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, f"« {_name(adherent)} » est inscrit comme candidat.")
-            return _to_detail(adherent)
-    return render(request, "annuaire/members/create.html", {"title": "Nouvel adhérent", "form": form})
+    done = _submit(
+        request,
+        form,
+        lambda: adherent_onboard(actor=request.user, request=request, **form.service_kwargs()),
+        lambda adherent: f"« {_name(adherent)} » est inscrit comme candidat.",
+    )
+    return done or render(request, "annuaire/members/create.html", {"title": "Nouvel adhérent", "form": form})
 
 
 @access_required(ADMINISTRATION_ACCESS)
@@ -382,27 +411,20 @@ def member_create(request: HttpRequest) -> HttpResponseBase:
 def member_edit(request: HttpRequest, pk: int) -> HttpResponseBase:
     adherent = _adherent_or_404(pk)
     form = AdherentEditForm(*_submitted(request), adherent=adherent)
-    if request.method == "POST" and form.is_valid():
-        try:
-            adherent_update(
-                adherent=adherent,
-                actor=request.user,
-                request=request,
-                data=form.update_data(),
-                convention_document=form.cleaned_data["convention_document"] or None,
-            )
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, "Modifications enregistrées.")
-            return _to_detail(adherent)
-    context = {
-        "title": f"Modifier — {_name(adherent)}",
-        "adherent": adherent,
-        "name": _name(adherent),
-        "form": form,
-    }
-    return render(request, "annuaire/members/edit.html", context)
+    done = _submit(
+        request,
+        form,
+        lambda: adherent_update(
+            adherent=adherent,
+            actor=request.user,
+            request=request,
+            data=form.update_data(),
+            convention_document=form.cleaned_data["convention_document"] or None,
+        ),
+        "Modifications enregistrées.",
+        adherent=adherent,
+    )
+    return done or _member_page(request, "edit.html", adherent, "Modifier", form=form)
 
 
 # --- Transitions ------------------------------------------------------------------------------------------
@@ -414,26 +436,21 @@ def member_edit(request: HttpRequest, pk: int) -> HttpResponseBase:
 def member_transition(request: HttpRequest, pk: int, transition: str) -> HttpResponseBase:
     adherent = _adherent_or_404(pk)
     form = TransitionForm(_posted(request), transition=transition)
-    if request.method == "POST" and form.is_valid():
-        try:
-            TRANSITION_SERVICES[transition](
-                adherent=adherent, actor=request.user, request=request, **form.service_kwargs()
-            )
-        except ValidationError as error:
-            add_service_errors(form, error, TransitionForm.SERVICE_FIELDS)
-        else:
-            messages.success(request, TRANSITION_DONE[transition])
-            return _to_detail(adherent)
+    done = _submit(
+        request,
+        form,
+        lambda: TRANSITION_SERVICES[transition](
+            adherent=adherent, actor=request.user, request=request, **form.service_kwargs()
+        ),
+        TRANSITION_DONE[transition],
+        adherent=adherent,
+        field_map=TransitionForm.SERVICE_FIELDS,
+    )
     step = TRANSITIONS[transition]
-    context = {
-        "title": f"{step.label} — {_name(adherent)}",
-        "adherent": adherent,
-        "name": _name(adherent),
-        "form": form,
-        "transition": step,
-        "allowed": adherent.status in step.sources,
-    }
-    return render(request, "annuaire/members/transition.html", context)
+    allowed = adherent.status in step.sources
+    return done or _member_page(
+        request, "transition.html", adherent, step.label, form=form, transition=step, allowed=allowed
+    )
 
 
 # --- Fees -------------------------------------------------------------------------------------------------
@@ -445,23 +462,16 @@ def member_transition(request: HttpRequest, pk: int, transition: str) -> HttpRes
 def member_fee_record(request: HttpRequest, pk: int) -> HttpResponseBase:
     adherent = _adherent_or_404(pk)
     form = FeeForm(_posted(request))
-    if request.method == "POST" and form.is_valid():
-        try:
-            fee = adherent_fee_record(
-                adherent=adherent, actor=request.user, request=request, **form.cleaned_data
-            )
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, f"Cotisation {fee.year} enregistrée.")
-            return _to_detail(adherent)
-    context = {
-        "title": f"Cotisation — {_name(adherent)}",
-        "adherent": adherent,
-        "name": _name(adherent),
-        "form": form,
-    }
-    return render(request, "annuaire/members/fee_form.html", context)
+    done = _submit(
+        request,
+        form,
+        lambda: adherent_fee_record(
+            adherent=adherent, actor=request.user, request=request, **form.cleaned_data
+        ),
+        lambda fee: f"Cotisation {fee.year} enregistrée.",
+        adherent=adherent,
+    )
+    return done or _member_page(request, "fee_form.html", adherent, "Cotisation", form=form)
 
 
 @access_required(ADMINISTRATION_ACCESS)
@@ -471,24 +481,17 @@ def member_fee_paid(request: HttpRequest, pk: int, fee_pk: int) -> HttpResponseB
     adherent = _adherent_or_404(pk)
     fee = get_object_or_404(AdherentFee, pk=fee_pk, adherent=adherent)
     form = FeePaidForm(_posted(request))
-    if request.method == "POST" and form.is_valid():
-        try:
-            adherent_fee_mark_paid(
-                fee=fee, actor=request.user, request=request, paid_on=form.cleaned_data["paid_on"]
-            )
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, f"Paiement de la cotisation {fee.year} enregistré.")
-            return _to_detail(adherent)
-    context = {
-        "title": f"Paiement de la cotisation {fee.year} — {_name(adherent)}",
-        "adherent": adherent,
-        "name": _name(adherent),
-        "fee": fee,
-        "form": form,
-    }
-    return render(request, "annuaire/members/fee_paid.html", context)
+    done = _submit(
+        request,
+        form,
+        lambda: adherent_fee_mark_paid(
+            fee=fee, actor=request.user, request=request, paid_on=form.cleaned_data["paid_on"]
+        ),
+        f"Paiement de la cotisation {fee.year} enregistré.",
+        adherent=adherent,
+    )
+    title = f"Paiement de la cotisation {fee.year}"
+    return done or _member_page(request, "fee_paid.html", adherent, title, fee=fee, form=form)
 
 
 # --- Representatives and services ---------------------------------------------------------------------
@@ -513,23 +516,16 @@ def member_representative_set(request: HttpRequest, pk: int) -> HttpResponseBase
                 professional=current.professional.idnat_ps if current.professional else "",
             )
     form = RepresentativeForm(_posted(request), initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            adherent_representative_set(
-                adherent=adherent, actor=request.user, request=request, **form.cleaned_data
-            )
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, "Représentant enregistré.")
-            return _to_detail(adherent)
-    context = {
-        "title": f"Représentant — {_name(adherent)}",
-        "adherent": adherent,
-        "name": _name(adherent),
-        "form": form,
-    }
-    return render(request, "annuaire/members/representative_form.html", context)
+    done = _submit(
+        request,
+        form,
+        lambda: adherent_representative_set(
+            adherent=adherent, actor=request.user, request=request, **form.cleaned_data
+        ),
+        "Représentant enregistré.",
+        adherent=adherent,
+    )
+    return done or _member_page(request, "representative_form.html", adherent, "Représentant", form=form)
 
 
 @access_required(ADMINISTRATION_ACCESS)
@@ -539,22 +535,23 @@ def member_representative_remove(request: HttpRequest, pk: int, representative_p
     adherent = _adherent_or_404(pk)
     representative = get_object_or_404(AdherentRepresentative, pk=representative_pk, adherent=adherent)
     form = ConfirmForm(_posted(request))
-    if request.method == "POST" and form.is_valid():
-        try:
-            adherent_representative_remove(representative=representative, actor=request.user, request=request)
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, "Représentant retiré.")
-            return _to_detail(adherent)
-    context = {
-        "title": f"Retirer un représentant — {_name(adherent)}",
-        "adherent": adherent,
-        "name": _name(adherent),
-        "representative": representative,
-        "form": form,
-    }
-    return render(request, "annuaire/members/representative_remove.html", context)
+    done = _submit(
+        request,
+        form,
+        lambda: adherent_representative_remove(
+            representative=representative, actor=request.user, request=request
+        ),
+        "Représentant retiré.",
+        adherent=adherent,
+    )
+    return done or _member_page(
+        request,
+        "representative_remove.html",
+        adherent,
+        "Retirer un représentant",
+        representative=representative,
+        form=form,
+    )
 
 
 @access_required(ADMINISTRATION_ACCESS)
@@ -564,23 +561,16 @@ def member_services(request: HttpRequest, pk: int) -> HttpResponseBase:
     adherent = _adherent_or_404(pk)
     initial = {"services": [s.service for s in adherent.services.all()]}
     form = ServicesForm(_posted(request), initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            adherent_services_set(
-                adherent=adherent, actor=request.user, request=request, services=form.cleaned_data["services"]
-            )
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, "Services utilisés enregistrés.")
-            return _to_detail(adherent)
-    context = {
-        "title": f"Services — {_name(adherent)}",
-        "adherent": adherent,
-        "name": _name(adherent),
-        "form": form,
-    }
-    return render(request, "annuaire/members/services_form.html", context)
+    done = _submit(
+        request,
+        form,
+        lambda: adherent_services_set(
+            adherent=adherent, actor=request.user, request=request, services=form.cleaned_data["services"]
+        ),
+        "Services utilisés enregistrés.",
+        adherent=adherent,
+    )
+    return done or _member_page(request, "services_form.html", adherent, "Services", form=form)
 
 
 # Included by annuaire/urls.py under "adherents/" (names in the "annuaire" namespace).
