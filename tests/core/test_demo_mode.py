@@ -10,7 +10,8 @@ from tests.helpers import PYTHON, REPO, clean_env, free_port, port_open, wait_un
 
 @pytest.mark.integration
 def test_demo_portal_runs_on_embedded_defaults(tmp_path) -> None:
-    env = clean_env(DJANGO_SETTINGS_MODULE="enrs.settings.dev", ENRS_VAR_DIR=str(tmp_path), DEBUG="false")
+    var = tmp_path / "var"  # does not exist yet, as on a fresh clone
+    env = clean_env(DJANGO_SETTINGS_MODULE="enrs.settings.dev", ENRS_VAR_DIR=str(var), DEBUG="false")
 
     def manage(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -32,7 +33,7 @@ def test_demo_portal_runs_on_embedded_defaults(tmp_path) -> None:
         assert username in seeded.stdout
     again = manage("seed_demo", "--scale", "small", "--if-empty")
     assert again.returncode == 0, again.stderr
-    assert (tmp_path / "demo.sqlite3").exists()
+    assert (var / "demo.sqlite3").exists()
 
     port = free_port()
     server = subprocess.Popen(
