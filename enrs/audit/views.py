@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from enrs.accounts.roles import AccessRule, Role, access_required
 from enrs.core.csv_export import csv_response
+from enrs.core.pagination import page_number, page_of
 
 from .forms import AuditSearchForm, filters_for_audit
 from .models import AuditEvent, Outcome
@@ -24,7 +25,6 @@ from .services import audit_record
 # The trail names patients (INS) and professionals: administrators only, with a strong session.
 AUDIT_ACCESS = AccessRule(frozenset({Role.ADMIN}), strong=True, patient_data=True, name="audit")
 PAGE_SIZE = 50
-MAX_PAGE = 10_000
 EXPORT_CHUNK_SIZE = 2000
 
 CSV_HEADER = (
@@ -46,14 +46,6 @@ CSV_HEADER = (
 )
 
 
-def _page_number(request: HttpRequest) -> int:
-    try:
-        page = int(request.GET.get("page", "1"))
-    except ValueError:
-        return 1
-    return min(max(page, 1), MAX_PAGE)
-
-
 @access_required(AUDIT_ACCESS)
 @require_GET
 @never_cache
@@ -63,22 +55,12 @@ def event_list(request: HttpRequest) -> HttpResponse:
     if form.is_bound and not form.is_valid():
         return render(request, "audit/event_list.html", context, status=400)
     filters = form.filters()
-    page = _page_number(request)
+    page = page_number(request)
     audit_record(
         action="audit.search", request=request, detail={"filters": filters_for_audit(filters), "page": page}
     )
-    # One row more than a page says whether there is a next page, without counting the whole trail.
-    offset = (page - 1) * PAGE_SIZE
-    rows = list(audit_event_search(**filters)[offset : offset + PAGE_SIZE + 1])
-    context.update(
-        events=rows[:PAGE_SIZE],
-        page=page,
-        has_previous=page > 1,
-        has_next=len(rows) > PAGE_SIZE,
-        previous_page=page - 1,
-        next_page=page + 1,
-        filtered=bool(filters),
-    )
+    events, pagination = page_of(audit_event_search(**filters), page=page, size=PAGE_SIZE)
+    context.update(events=events, filtered=bool(filters), **pagination)
     return render(request, "audit/event_list.html", context)
 
 
