@@ -504,3 +504,95 @@ def token_authenticate(secret: str) -> RorApiToken | None:
 
 def stale_after_hours() -> float:
     return float(getattr(settings, "ROR_STALE_AFTER_HOURS", 24))
+
+
+# --- Batches (the API) --------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchItem:
+    """One update of a batch, as the API receives it: offer and location by their identifiers."""
+
+    offer: str
+    location: str  # may be empty when the offer has a single location
+    values: list[Mapping[str, Any]]
+
+
+@dataclass
+class BatchOutcome:
+    applied: list[dict[str, Any]]  # per applied item: index, offer, location identifiers, update
+    refused: list[dict[str, Any]]  # per refused item: index, offer identifier, messages
+    only_scope: bool  # every refusal is about the caller's scope (another structure's offer)
+
+
+def _messages(exc: ValidationError) -> dict[str, list[str]] | list[str]:
+    if hasattr(exc, "error_dict"):
+        return {key: list(messages) for key, messages in exc.message_dict.items()}
+    return list(exc.messages)
+
+
+def _batch_location(offer: Offer, identifier: str) -> OfferLocation | None:
+    locations = offer.locations.all()
+    if identifier:
+        return locations.filter(identifier=identifier).first()
+    found = list(locations[:2])
+    return found[0] if len(found) == 1 else None
+
+
+def capacity_update_batch(
+    *,
+    items: Sequence[BatchItem],
+    actor: Any = None,
+    token: RorApiToken | None = None,
+    source: str = UpdateSource.API,
+    request: HttpRequest | None = None,
+) -> BatchOutcome:
+    """Apply several updates all or nothing: when one is refused, none is kept and every refusal is
+    reported with its index. Offers are locked in id order, so that two batches touching the same offers
+    cannot deadlock."""
+    offers = {o.identifier: o for o in Offer.objects.filter(identifier__in={item.offer for item in items})}
+    applied: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    forbidden = 0
+    order = sorted(range(len(items)), key=lambda i: getattr(offers.get(items[i].offer), "pk", 0))
+    with transaction.atomic():
+        for index in order:
+            item = items[index]
+            offer = offers.get(item.offer)
+            if offer is None:
+                refused.append({"index": index, "offre": item.offer, "messages": ["Offre inconnue."]})
+                continue
+            location = _batch_location(offer, item.location)
+            if location is None:
+                message = (
+                    "Lieu inconnu pour cette offre."
+                    if item.location
+                    else "Cette offre a plusieurs lieux : précisez « lieu »."
+                )
+                refused.append({"index": index, "offre": offer.identifier, "messages": [message]})
+                continue
+            try:
+                with transaction.atomic():
+                    update = capacity_update(
+                        offer=offer,
+                        location=location,
+                        values=item.values,
+                        actor=actor,
+                        token=token,
+                        source=source,
+                        request=request,
+                    )
+            except ValidationError as exc:
+                forbidden += getattr(exc, "code", None) == "forbidden"
+                refused.append({"index": index, "offre": offer.identifier, "messages": _messages(exc)})
+                continue
+            applied.append(
+                {"index": index, "offre": offer.identifier, "lieu": location.identifier, "update": update}
+            )
+        if refused:
+            transaction.set_rollback(True)
+    applied.sort(key=lambda r: r["index"])
+    refused.sort(key=lambda r: r["index"])
+    return BatchOutcome(
+        applied=[] if refused else applied, refused=refused, only_scope=forbidden == len(refused)
+    )

@@ -2,8 +2,6 @@
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
@@ -12,8 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from enrs.accounts.roles import ROR_ACCESS, HasRole
-from ror.models import Offer, OfferLocation, RorApiToken, UpdateSource
-from ror.services import capacity_update
+from ror.models import RorApiToken
+from ror.services import BatchItem, capacity_update_batch
 
 from .authentication import RorTokenAuthentication
 from .serializers import LotSerializer, MiseAJourSerializer, ResultatSerializer
@@ -27,12 +25,6 @@ class TokenOrRole(HasRole.for_rule(ROR_ACCESS)):  # type: ignore[misc]
         if isinstance(request.auth, RorApiToken):
             return True
         return super().has_permission(request, view)
-
-
-def _messages(exc: ValidationError) -> dict[str, list[str]] | list[str]:
-    if hasattr(exc, "error_dict"):
-        return {key: list(messages) for key, messages in exc.message_dict.items()}
-    return list(exc.messages)
 
 
 class CapacityUpdateView(APIView):
@@ -55,30 +47,11 @@ class CapacityUpdateView(APIView):
         token = request.auth if isinstance(request.auth, RorApiToken) else None
         actor = None if token is not None else request.user
 
-        identifiers = {item["offre"] for item in items}
-        offers = {o.identifier: o for o in Offer.objects.filter(identifier__in=identifiers)}
-        errors: list[dict[str, Any]] = []
-        forbidden: set[int] = set()  # indexes refused because the offer is out of the caller's scope
-        results: list[dict[str, Any]] = []
-        # Lock order by offer id, so that two batches touching the same offers cannot deadlock.
-        order = sorted(range(len(items)), key=lambda i: getattr(offers.get(items[i]["offre"]), "pk", 0))
-        with transaction.atomic():
-            for index in order:
-                item = items[index]
-                offer = offers.get(item["offre"])
-                if offer is None:
-                    errors.append({"index": index, "offre": item["offre"], "messages": ["Offre inconnue."]})
-                    continue
-                location = self._location(offer, item["lieu"])
-                if location is None:
-                    message = (
-                        "Lieu inconnu pour cette offre."
-                        if item["lieu"]
-                        else "Cette offre a plusieurs lieux : précisez « lieu »."
-                    )
-                    errors.append({"index": index, "offre": offer.identifier, "messages": [message]})
-                    continue
-                values = [
+        batch = [
+            BatchItem(
+                offer=item["offre"],
+                location=item["lieu"],
+                values=[
                     {
                         "capacity_type": c["nature"],
                         "status": c["statut"],
@@ -87,53 +60,26 @@ class CapacityUpdateView(APIView):
                         "crisis": c["crise"],
                     }
                     for c in item["capacites"]
-                ]
-                try:
-                    with transaction.atomic():
-                        update = capacity_update(
-                            offer=offer,
-                            location=location,
-                            values=values,
-                            actor=actor,
-                            token=token,
-                            source=UpdateSource.API,
-                            request=request._request,
-                        )
-                except ValidationError as exc:
-                    refused = {"index": index, "offre": offer.identifier, "messages": _messages(exc)}
-                    if getattr(exc, "code", None) == "forbidden":
-                        forbidden.add(index)
-                    errors.append(refused)
-                    continue
-                results.append(
-                    {
-                        "index": index,
-                        "offre": offer.identifier,
-                        "lieu": location.identifier,
-                        "mise_a_jour": update.pk,
-                        "date": update.created_at,
-                    }
-                )
-            if errors:
-                transaction.set_rollback(True)
-        if errors:
-            # 403 when every refusal is about scope (another structure's offer), else 400.
-            only_scope = len(forbidden) == len(errors)
-            return Response(
-                {"erreurs": sorted(errors, key=lambda e: e["index"]), "appliquees": 0},
-                status=status.HTTP_403_FORBIDDEN if only_scope else status.HTTP_400_BAD_REQUEST,
+                ],
             )
-        results.sort(key=lambda r: r["index"])
-        for r in results:
-            r.pop("index")
+            for item in items
+        ]
+        outcome = capacity_update_batch(items=batch, actor=actor, token=token, request=request._request)
+        if outcome.refused:
+            # 403 when every refusal is about scope (another structure's offer), else 400.
+            return Response(
+                {"erreurs": outcome.refused, "appliquees": 0},
+                status=status.HTTP_403_FORBIDDEN if outcome.only_scope else status.HTTP_400_BAD_REQUEST,
+            )
+        results = [
+            {
+                "offre": r["offre"],
+                "lieu": r["lieu"],
+                "mise_a_jour": r["update"].pk,
+                "date": r["update"].created_at,
+            }
+            for r in outcome.applied
+        ]
         return Response(
             {"resultats": ResultatSerializer(results, many=True).data, "appliquees": len(results)}
         )
-
-    @staticmethod
-    def _location(offer: Offer, identifier: str) -> OfferLocation | None:
-        locations = offer.locations.all()
-        if identifier:
-            return locations.filter(identifier=identifier).first()
-        found = list(locations[:2])
-        return found[0] if len(found) == 1 else None
