@@ -6,9 +6,8 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
@@ -18,8 +17,9 @@ from enrs.core.navigation import service
 
 from .capacity_forms import FORM_STATUSES, CapacityForm
 from .freshness import stale_cutoff, stale_threshold
-from .models import Capacity, CapacityUpdate, Offer, OfferLocation, UpdateSource
-from .services import capacity_update, capacity_update_allowed, user_is_gcs_staff, user_structure_ids
+from .models import Capacity, Offer, OfferLocation, UpdateSource
+from .selectors import capacity_offer_list, capacity_pair_get, capacity_rows, capacity_update_list
+from .services import capacity_update, capacity_update_allowed, user_is_gcs_staff
 from .standards import valuesets as vs
 
 FORBIDDEN_MESSAGE = "Cette offre appartient à une structure pour laquelle vous n'êtes pas habilité."
@@ -30,16 +30,11 @@ def _context(**extra: Any) -> dict[str, Any]:
     return {"service": service("ror"), **extra}
 
 
-def _visible_offers(request: HttpRequest) -> QuerySet[Offer]:
-    offers = Offer.objects.filter(is_active=True)
-    if not user_is_gcs_staff(request.user):
-        offers = offers.filter(structure_id__in=user_structure_ids(request.user))
-    return offers
-
-
 def _pair(request: HttpRequest, offer_id: int, location_id: int) -> tuple[Offer, OfferLocation]:
-    offer = get_object_or_404(Offer.objects.select_related("structure"), pk=offer_id)
-    location = get_object_or_404(OfferLocation.objects.filter(offers=offer), pk=location_id)
+    try:
+        offer, location = capacity_pair_get(offer_id=offer_id, location_id=location_id)
+    except (Offer.DoesNotExist, OfferLocation.DoesNotExist):
+        raise Http404("Cette offre n'est pas proposée en ce lieu.") from None
     if not capacity_update_allowed(offer=offer, actor=request.user):
         raise PermissionDenied(FORBIDDEN_MESSAGE)
     return offer, location
@@ -63,16 +58,7 @@ def _rows(capacities: list[Capacity]) -> list[dict[str, Any]]:
 @require_GET
 def capacity_list(request: HttpRequest) -> HttpResponse:
     """The offers the user may update, one line per offer and location, stale ones first."""
-    offers = (
-        _visible_offers(request)
-        .select_related("structure")
-        .prefetch_related(
-            Prefetch("locations", queryset=OfferLocation.objects.order_by("identifier")),
-            Prefetch("capacities", queryset=Capacity.objects.order_by("capacity_type", "status")),
-        )
-        .order_by("capacity_updated_at", "identifier")
-    )
-    page = Paginator(offers, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(capacity_offer_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     cutoff = stale_cutoff()
     lines = []
     for offer in page.object_list:
@@ -123,7 +109,7 @@ def _initial(capacities: list[Capacity]) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 def capacity_edit(request: HttpRequest, offer_id: int, location_id: int) -> HttpResponse:
     offer, location = _pair(request, offer_id, location_id)
-    capacities = list(Capacity.objects.filter(offer=offer, location=location).select_related("updated_by"))
+    capacities = capacity_rows(offer=offer, location=location)
     if request.method == "POST":
         form = CapacityForm(request.POST)
         if form.is_valid():
@@ -143,9 +129,7 @@ def capacity_edit(request: HttpRequest, offer_id: int, location_id: int) -> Http
                 return redirect(reverse("ror:capacity_edit", args=[offer.pk, location.pk]))
     else:
         form = CapacityForm(initial=_initial(capacities))
-    last = (
-        CapacityUpdate.objects.filter(offer=offer, location=location).select_related("actor", "token").first()
-    )
+    last = capacity_update_list(offer=offer, location=location).first()
     updated_at: datetime | None = offer.capacity_updated_at
     return render(
         request,
@@ -181,7 +165,7 @@ def _describe(changes: dict[str, Any] | None) -> dict[str, Any]:
 @require_GET
 def capacity_history(request: HttpRequest, offer_id: int, location_id: int) -> HttpResponse:
     offer, location = _pair(request, offer_id, location_id)
-    updates = CapacityUpdate.objects.filter(offer=offer, location=location).select_related("actor", "token")
+    updates = capacity_update_list(offer=offer, location=location)
     page = Paginator(updates, PAGE_SIZE).get_page(request.GET.get("page"))
     entries = []
     for update in page.object_list:

@@ -33,13 +33,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from annuaire.models import Commune, MailboxAddress, MailboxKind, Structure
 
 from . import freshness, geo
-from .models import Capacity, Offer, OfferClosure, OfferLocation
+from .models import Capacity, CapacityUpdate, Offer, OfferClosure, OfferLocation
 from .standards import valuesets as valuesets_module
 
 # TRE_R330-TypeStatutCapacite: 02 = Disponible.
@@ -522,3 +522,39 @@ LIMIT %(limit)s
         )
         for r in raw
     ]
+
+
+# --- Capacity pages (establishments' staff) -------------------------------------------------------------
+
+
+def capacity_offer_list(*, user: Any) -> QuerySet[Offer]:
+    """The active offers `user` may update (every offer for GCS staff), with their locations and
+    capacities prefetched, least recently updated first."""
+    from .services import user_is_gcs_staff, user_structure_ids
+
+    offers = Offer.objects.filter(is_active=True)
+    if not user_is_gcs_staff(user):
+        offers = offers.filter(structure_id__in=user_structure_ids(user))
+    return (
+        offers.select_related("structure")
+        .prefetch_related(
+            Prefetch("locations", queryset=OfferLocation.objects.order_by("identifier")),
+            Prefetch("capacities", queryset=Capacity.objects.order_by("capacity_type", "status")),
+        )
+        .order_by("capacity_updated_at", "identifier")
+    )
+
+
+def capacity_pair_get(*, offer_id: int, location_id: int) -> tuple[Offer, OfferLocation]:
+    """An offer and one of its locations (Offer.DoesNotExist / OfferLocation.DoesNotExist otherwise)."""
+    offer = Offer.objects.select_related("structure").get(pk=offer_id)
+    return offer, OfferLocation.objects.filter(offers=offer).get(pk=location_id)
+
+
+def capacity_rows(*, offer: Offer, location: OfferLocation) -> list[Capacity]:
+    return list(Capacity.objects.filter(offer=offer, location=location).select_related("updated_by"))
+
+
+def capacity_update_list(*, offer: Offer, location: OfferLocation) -> QuerySet[CapacityUpdate]:
+    """The history of an offer at a location, newest first (the model's ordering)."""
+    return CapacityUpdate.objects.filter(offer=offer, location=location).select_related("actor", "token")
