@@ -32,10 +32,9 @@ identifier[rpps]; a PER box is attached to the professional, not to one of his w
 his PractitionerRoles lists all his PER boxes. Canonicals are not version-pinned.
 """
 
-from datetime import datetime
 from typing import Any
 
-from enrs.fhir.bundle import format_instant
+from enrs.fhir.elements import meta, reference
 
 from .records import MailboxRecord, OrganizationRecord, PractitionerRecord, PractitionerRoleRecord
 
@@ -89,10 +88,6 @@ GEOGRAPHICAL_ENTITY = "GEOGRAPHICAL-ENTITY"
 ORDINAL_SPECIALTY_PREFIXES = ("SM", "SCD")
 
 
-def _meta(last_updated: datetime, *profiles: str) -> dict[str, Any]:
-    return {"lastUpdated": format_instant(last_updated), "profile": list(profiles)}
-
-
 def _identifier(system: str, type_code: str, value: str) -> dict[str, Any]:
     return {
         "use": "official",
@@ -142,7 +137,7 @@ def practitioner(record: PractitionerRecord) -> Resource:
     resource: Resource = {
         "resourceType": "Practitioner",
         "id": record.id,
-        "meta": _meta(record.last_updated, PROFILE_PRACTITIONER, FR_CORE_PRACTITIONER),
+        "meta": meta(record.last_updated, PROFILE_PRACTITIONER, FR_CORE_PRACTITIONER),
         "language": "fr",
         "identifier": identifiers,
         "active": record.active,
@@ -180,22 +175,15 @@ def practitioner(record: PractitionerRecord) -> Resource:
 # --- PractitionerRole -------------------------------------------------------------------------------
 
 
-def _reference(resource_type: str, resource_id: str, display: str) -> dict[str, str]:
-    reference = {"reference": f"{resource_type}/{resource_id}"}
-    if display:
-        reference["display"] = display
-    return reference
-
-
 def practitioner_role(record: PractitionerRoleRecord) -> Resource:
     resource: Resource = {
         "resourceType": "PractitionerRole",
         "id": record.id,
-        "meta": _meta(record.last_updated, PROFILE_PRACTITIONER_ROLE, FR_CORE_PRACTITIONER_ROLE),
+        "meta": meta(record.last_updated, PROFILE_PRACTITIONER_ROLE, FR_CORE_PRACTITIONER_ROLE),
         "language": "fr",
         "active": record.active,
-        "practitioner": _reference("Practitioner", record.practitioner_id, record.practitioner_display),
-        "organization": _reference("Organization", record.organization_id, record.organization_display),
+        "practitioner": reference("Practitioner", record.practitioner_id, record.practitioner_display),
+        "organization": reference("Organization", record.organization_id, record.organization_display),
     }
     codes = []
     if record.role_code:
@@ -242,7 +230,7 @@ def organization(record: OrganizationRecord) -> Resource:
     resource: Resource = {
         "resourceType": "Organization",
         "id": record.id,
-        "meta": _meta(record.last_updated, PROFILE_ORGANIZATION, FR_CORE_ORGANIZATION),
+        "meta": meta(record.last_updated, PROFILE_ORGANIZATION, FR_CORE_ORGANIZATION),
         "language": "fr",
     }
     if identifiers:
@@ -278,5 +266,5 @@ def organization(record: OrganizationRecord) -> Resource:
     if address:
         resource["address"] = [address]
     if record.part_of_id:
-        resource["partOf"] = _reference("Organization", record.part_of_id, record.part_of_display)
+        resource["partOf"] = reference("Organization", record.part_of_id, record.part_of_display)
     return resource

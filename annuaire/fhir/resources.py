@@ -27,8 +27,7 @@ Search semantics (on top of ``enrs.fhir.orm``):
   ``_revinclude=PractitionerRole:practitioner`` on Practitioner.
 """
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest
@@ -188,16 +187,7 @@ def organization_resource(structure: Structure) -> Resource:
     return mapping.organization(organization_record(structure))
 
 
-# --- Filters ------------------------------------------------------------------------------------------
-
-Filters = dict[str, Callable[[ParamValue], Q]]
-
-
-def _apply(filters: Filters, query: SearchQuery) -> Q:
-    q = Q()
-    for param in query.params:
-        q &= filters[param.name](param)
-    return q
+# --- orm.Filters ------------------------------------------------------------------------------------------
 
 
 def _mailbox_q(param: ParamValue, *, owner: str, outer: str, kinds: Sequence[str]) -> Q:
@@ -251,7 +241,7 @@ def _qualification_code(token: Token) -> Q:
     return NOTHING
 
 
-PRACTITIONER_FILTERS: Filters = {
+PRACTITIONER_FILTERS: orm.Filters = {
     "_id": orm.ids_q,
     "_lastUpdated": lambda p: orm.date_q("updated_at", p),
     "identifier": lambda p: orm.tokens_q(p, _practitioner_identifier),
@@ -285,7 +275,7 @@ def _role_active(param: ParamValue) -> Q:
     return orm.values_q(param, one)
 
 
-PRACTITIONER_ROLE_FILTERS: Filters = {
+PRACTITIONER_ROLE_FILTERS: orm.Filters = {
     "_id": orm.ids_q,
     "_lastUpdated": lambda p: orm.date_q("fhir_last_updated", p),
     "practitioner": lambda p: _references_q(p, target="Practitioner", field="professional_id"),
@@ -361,7 +351,7 @@ def _organization_type(token: Token) -> Q:
     return NOTHING
 
 
-ORGANIZATION_FILTERS: Filters = {
+ORGANIZATION_FILTERS: orm.Filters = {
     "_id": orm.ids_q,
     "_lastUpdated": lambda p: orm.date_q("updated_at", p),
     "identifier": lambda p: orm.tokens_q(p, _organization_identifier),
@@ -382,7 +372,7 @@ def practitioner_read(resource_id: str) -> Resource | None:
 
 def practitioner_search(query: SearchQuery) -> SearchPage:
     return orm.paginate(
-        professionals().filter(_apply(PRACTITIONER_FILTERS, query)), query, practitioner_resource
+        professionals().filter(orm.filters_q(PRACTITIONER_FILTERS, query)), query, practitioner_resource
     )
 
 
@@ -392,7 +382,7 @@ def practitioner_role_read(resource_id: str) -> Resource | None:
 
 
 def practitioner_role_search(query: SearchQuery) -> SearchPage:
-    rows = exercices().filter(_apply(PRACTITIONER_ROLE_FILTERS, query))
+    rows = exercices().filter(orm.filters_q(PRACTITIONER_ROLE_FILTERS, query))
     return orm.paginate(rows, query, practitioner_role_resource)
 
 
@@ -403,48 +393,35 @@ def organization_read(resource_id: str) -> Resource | None:
 
 def organization_search(query: SearchQuery) -> SearchPage:
     return orm.paginate(
-        structures().filter(_apply(ORGANIZATION_FILTERS, query)), query, organization_resource
+        structures().filter(orm.filters_q(ORGANIZATION_FILTERS, query)), query, organization_resource
     )
 
 
 # --- _include / _revinclude ----------------------------------------------------------------------------
 
 
-def _referenced_ids(resources: Sequence[Resource], element: str) -> list[int]:
-    references: list[str] = []
-    for resource in resources:
-        value: Any = resource.get(element)
-        if isinstance(value, dict) and "reference" in value:
-            references.append(value["reference"].rsplit("/", 1)[-1])
-    return orm.reference_ids(references)
-
-
-def _ids(resources: Sequence[Resource]) -> list[int]:
-    return orm.reference_ids(r["id"] for r in resources)
-
-
 def include_role_practitioners(matches: Sequence[Resource], limit: int) -> list[Resource]:
-    rows = professionals().filter(pk__in=_referenced_ids(matches, "practitioner"))
+    rows = professionals().filter(pk__in=orm.referenced_ids(matches, "practitioner"))
     return orm.limited(rows, limit, practitioner_resource)
 
 
 def include_role_organizations(matches: Sequence[Resource], limit: int) -> list[Resource]:
-    rows = structures().filter(pk__in=_referenced_ids(matches, "organization"))
+    rows = structures().filter(pk__in=orm.referenced_ids(matches, "organization"))
     return orm.limited(rows, limit, organization_resource)
 
 
 def include_organization_parents(matches: Sequence[Resource], limit: int) -> list[Resource]:
-    rows = structures().filter(pk__in=_referenced_ids(matches, "partOf"))
+    rows = structures().filter(pk__in=orm.referenced_ids(matches, "partOf"))
     return orm.limited(rows, limit, organization_resource)
 
 
 def revinclude_roles_of_organizations(matches: Sequence[Resource], limit: int) -> list[Resource]:
-    rows = exercices().filter(structure_id__in=_ids(matches))
+    rows = exercices().filter(structure_id__in=orm.resource_ids(matches))
     return orm.limited(rows, limit, practitioner_role_resource)
 
 
 def revinclude_roles_of_practitioners(matches: Sequence[Resource], limit: int) -> list[Resource]:
-    rows = exercices().filter(professional_id__in=_ids(matches))
+    rows = exercices().filter(professional_id__in=orm.resource_ids(matches))
     return orm.limited(rows, limit, practitioner_role_resource)
 
 

@@ -160,3 +160,32 @@ def first_or_none(queryset: QuerySet[M], resource_id: str) -> M | None:
 def limited(queryset: QuerySet[M], limit: int, to_resource: Callable[[M], Resource]) -> list[Resource]:
     """At most `limit` resources of `queryset`, in primary key order (for _include / _revinclude)."""
     return [to_resource(row) for row in queryset.order_by("pk")[:limit]]
+
+
+# --- Shared by the apps' search functions -----------------------------------------------------------------
+
+Filters = dict[str, Callable[[ParamValue], Q]]
+
+
+def filters_q(filters: Filters, query: SearchQuery) -> Q:
+    """AND of the filter of every parameter of `query` (each parameter name has a filter in `filters`)."""
+    q = Q()
+    for param in query.params:
+        q &= filters[param.name](param)
+    return q
+
+
+def resource_ids(resources: Sequence[Resource]) -> list[int]:
+    """The database ids of resources (their `id`)."""
+    return reference_ids(r["id"] for r in resources)
+
+
+def referenced_ids(resources: Sequence[Resource], element: str) -> list[int]:
+    """The ids referenced by `element` (a Reference, or a list of them) in each resource."""
+    references: list[str] = []
+    for resource in resources:
+        value: Any = resource.get(element)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and "reference" in item:
+                references.append(item["reference"].rsplit("/", 1)[-1])
+    return reference_ids(references)

@@ -23,11 +23,11 @@ are ordered by offer identifier). Identifiers of offers and locations carry no s
 known here): search them by value. Canonicals are not version-pinned.
 """
 
-from datetime import datetime
 from typing import Any
 
 from annuaire.fhir.mapping import INSEE_CODE_EXTENSION, TRE_R13_COMMUNE
 from enrs.fhir.bundle import format_instant
+from enrs.fhir.elements import meta, reference
 
 from .records import (
     CapacityRecord,
@@ -35,7 +35,6 @@ from .records import (
     CodeRecord,
     HealthcareServiceRecord,
     LocationRecord,
-    ReferenceRecord,
 )
 
 Resource = dict[str, Any]
@@ -72,22 +71,11 @@ JDV_J51_FAMILLE_ACTIVITE_OPERATIONNELLE = _nos("JDV_J51-FamilleActiviteOperation
 JDV_J190_GENRE_CAPACITE = _nos("JDV_J190-GenreCapacite-ROR")
 
 
-def _meta(last_updated: datetime, profile: str) -> dict[str, Any]:
-    return {"lastUpdated": format_instant(last_updated), "profile": [profile]}
-
-
 def _concept(system: str, code: CodeRecord) -> dict[str, Any]:
     coding = {"system": system, "code": code.code}
     if code.label:
         coding["display"] = code.label
     return {"coding": [coding]}
-
-
-def _reference(resource_type: str, reference: ReferenceRecord) -> dict[str, str]:
-    out = {"reference": f"{resource_type}/{reference.id}"}
-    if reference.display:
-        out["display"] = reference.display
-    return out
 
 
 def _identifier(value: str) -> list[dict[str, str]]:
@@ -108,11 +96,11 @@ def healthcare_service(record: HealthcareServiceRecord) -> Resource:
     resource: Resource = {
         "resourceType": "HealthcareService",
         "id": record.id,
-        "meta": _meta(record.last_updated, PROFILE_HEALTHCARE_SERVICE),
+        "meta": meta(record.last_updated, PROFILE_HEALTHCARE_SERVICE),
         "language": "fr",
         "identifier": _identifier(record.identifier),
         "active": record.active,
-        "providedBy": _reference("Organization", record.organization),
+        "providedBy": reference("Organization", record.organization.id, record.organization.display),
     }
     if record.offer_type:
         resource["category"] = [_concept(JDV_J238_TYPE_OFFRE, record.offer_type)]
@@ -128,7 +116,7 @@ def healthcare_service(record: HealthcareServiceRecord) -> Resource:
     if specialties:
         resource["specialty"] = specialties
     if record.locations:
-        resource["location"] = [_reference("Location", loc) for loc in record.locations]
+        resource["location"] = [reference("Location", loc.id, loc.display) for loc in record.locations]
     resource["name"] = record.name
     characteristics = []
     if record.care_mode:
@@ -173,7 +161,7 @@ def location(record: LocationRecord) -> Resource:
     resource: Resource = {
         "resourceType": "Location",
         "id": record.id,
-        "meta": _meta(record.last_updated, PROFILE_LOCATION),
+        "meta": meta(record.last_updated, PROFILE_LOCATION),
         "language": "fr",
     }
     if record.capacities:
@@ -205,5 +193,7 @@ def location(record: LocationRecord) -> Resource:
         resource["address"] = address
     if record.latitude is not None and record.longitude is not None:
         resource["position"] = {"longitude": record.longitude, "latitude": record.latitude}
-    resource["managingOrganization"] = _reference("Organization", record.organization)
+    resource["managingOrganization"] = reference(
+        "Organization", record.organization.id, record.organization.display
+    )
     return resource

@@ -24,8 +24,7 @@ Search semantics (on top of ``enrs.fhir.orm``):
   structure), registered here so that ``annuaire`` never imports ``ror``.
 """
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Greatest
@@ -174,16 +173,7 @@ def location_resource(location: OfferLocation) -> Resource:
     return mapping.location(location_record(location))
 
 
-# --- Filters ------------------------------------------------------------------------------------------
-
-Filters = dict[str, Callable[[ParamValue], Q]]
-
-
-def _apply(filters: Filters, query: SearchQuery) -> Q:
-    q = Q()
-    for param in query.params:
-        q &= filters[param.name](param)
-    return q
+# --- orm.Filters ------------------------------------------------------------------------------------------
 
 
 def _identifier(token: Token) -> Q:
@@ -213,7 +203,7 @@ def _organization_q(param: ParamValue) -> Q:
     return Q(structure_id__in=ids) if ids else NOTHING
 
 
-HEALTHCARE_SERVICE_FILTERS: Filters = {
+HEALTHCARE_SERVICE_FILTERS: orm.Filters = {
     "_id": orm.ids_q,
     "_lastUpdated": lambda p: orm.date_q("updated_at", p),
     "identifier": lambda p: orm.tokens_q(p, _identifier),
@@ -222,7 +212,7 @@ HEALTHCARE_SERVICE_FILTERS: Filters = {
     "active": lambda p: orm.bool_q(p, "is_active"),
 }
 
-LOCATION_FILTERS: Filters = {
+LOCATION_FILTERS: orm.Filters = {
     "_id": orm.ids_q,
     "_lastUpdated": lambda p: orm.date_q("fhir_last_updated", p),
     "identifier": lambda p: orm.tokens_q(p, _identifier),
@@ -237,7 +227,7 @@ def healthcare_service_read(resource_id: str) -> Resource | None:
 
 
 def healthcare_service_search(query: SearchQuery) -> SearchPage:
-    rows = offers().filter(_apply(HEALTHCARE_SERVICE_FILTERS, query))
+    rows = offers().filter(orm.filters_q(HEALTHCARE_SERVICE_FILTERS, query))
     return orm.paginate(rows, query, healthcare_service_resource)
 
 
@@ -247,44 +237,30 @@ def location_read(resource_id: str) -> Resource | None:
 
 
 def location_search(query: SearchQuery) -> SearchPage:
-    rows = locations().filter(_apply(LOCATION_FILTERS, query))
+    rows = locations().filter(orm.filters_q(LOCATION_FILTERS, query))
     return orm.paginate(rows, query, location_resource)
 
 
 # --- _include / _revinclude ----------------------------------------------------------------------------
 
 
-def _ids(resources: Sequence[Resource]) -> list[int]:
-    return orm.reference_ids(r["id"] for r in resources)
-
-
-def _referenced_ids(resources: Sequence[Resource], element: str) -> list[int]:
-    references: list[str] = []
-    for resource in resources:
-        value: Any = resource.get(element)
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, dict) and "reference" in item:
-                references.append(item["reference"].rsplit("/", 1)[-1])
-    return orm.reference_ids(references)
-
-
 def revinclude_offers_of_locations(matches: Sequence[Resource], limit: int) -> list[Resource]:
-    rows = offers().filter(_offers_at(_ids(matches)))
+    rows = offers().filter(_offers_at(orm.resource_ids(matches)))
     return orm.limited(rows, limit, healthcare_service_resource)
 
 
 def revinclude_offers_of_organizations(matches: Sequence[Resource], limit: int) -> list[Resource]:
-    rows = offers().filter(structure_id__in=_ids(matches))
+    rows = offers().filter(structure_id__in=orm.resource_ids(matches))
     return orm.limited(rows, limit, healthcare_service_resource)
 
 
 def include_offer_locations(matches: Sequence[Resource], limit: int) -> list[Resource]:
-    rows = locations().filter(pk__in=_referenced_ids(matches, "location"))
+    rows = locations().filter(pk__in=orm.referenced_ids(matches, "location"))
     return orm.limited(rows, limit, location_resource)
 
 
 def include_offer_organizations(matches: Sequence[Resource], limit: int) -> list[Resource]:
-    rows = structures().filter(pk__in=_referenced_ids(matches, "providedBy"))
+    rows = structures().filter(pk__in=orm.referenced_ids(matches, "providedBy"))
     return orm.limited(rows, limit, organization_resource)
 
 
