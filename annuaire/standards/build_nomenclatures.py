@@ -19,6 +19,7 @@ import json
 import re
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -171,23 +172,36 @@ def render(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_builder(
+    argv: list[str] | None,
+    *,
+    description: str,
+    build: Callable[[Path], dict[str, Any]],
+    output: Path,
+    name: str,
+) -> int:
+    """Command line shared by the value-set builders: write `output`, or `--check` that it is current."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--kit", type=Path, default=DEFAULT_KIT, help="dossier du kit CDA de l'ANS")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--output", type=Path, default=output)
     parser.add_argument("--check", action="store_true", help="échoue si le fichier n'est pas à jour")
     args = parser.parse_args(argv)
     text = render(build(args.kit))
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
         if current != text:
-            print(f"{args.output} n'est pas à jour : relancez build_nomenclatures.", file=sys.stderr)
+            print(f"{args.output} n'est pas à jour : relancez {name}.", file=sys.stderr)
             return 1
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     print(f"{args.output} écrit.")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    description = (__doc__ or "").splitlines()[0]
+    return run_builder(argv, description=description, build=build, output=OUTPUT, name="build_nomenclatures")
 
 
 if __name__ == "__main__":

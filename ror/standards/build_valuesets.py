@@ -16,12 +16,11 @@ repository ``ansforge/ig-terminlogie-de-sante``, read on 2026-11-24), labels cop
 Pure code: no Django import.
 """
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from annuaire.standards.build_nomenclatures import DEFAULT_KIT, _concepts, _value_set_version, render
+from annuaire.standards.build_nomenclatures import DEFAULT_KIT as DEFAULT_KIT  # the kit the tests read
+from annuaire.standards.build_nomenclatures import _concepts, _value_set_version, run_builder
 
 OUTPUT = Path(__file__).resolve().parent / "data" / "valuesets.json"
 
@@ -161,22 +160,8 @@ def build(kit_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--kit", type=Path, default=DEFAULT_KIT, help="dossier du kit CDA de l'ANS")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    parser.add_argument("--check", action="store_true", help="échoue si le fichier n'est pas à jour")
-    args = parser.parse_args(argv)
-    text = render(build(args.kit))
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} n'est pas à jour : relancez build_valuesets.", file=sys.stderr)
-            return 1
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"{args.output} écrit.")
-    return 0
+    description = (__doc__ or "").splitlines()[0]
+    return run_builder(argv, description=description, build=build, output=OUTPUT, name="build_valuesets")
 
 
 if __name__ == "__main__":
