@@ -299,6 +299,57 @@ def issue_server(
     )
 
 
+def org_subject(*, common_name: str, idnat_struct: str, organisation: str, department: str) -> x509.Name:
+    """`CN=<application>, OU=<IdNat_Struct>, O=<raison sociale>, ST=<département>, C=FR` (an IGC-Santé
+    organisation "ORG" certificate, as used by MSSanté operators and to sign the DMP VIHF token)."""
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, department),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, idnat_struct),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def issue_organisation(
+    *,
+    issuer: Issued,
+    now: dt.datetime,
+    common_name: str,
+    idnat_struct: str,
+    organisation: str,
+    department: str = "35",
+    dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = (),
+    valid_days: int = 365,
+) -> Issued:
+    """An organisation (ORG) certificate usable as TLS client and server (mutual TLS between MSSanté
+    operators, HTTPS to the DMP) and to sign (digitalSignature + nonRepudiation: the VIHF "cachet")."""
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (_key_usage(digital_signature=True, non_repudiation=True), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]), False),
+    ]
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    names += [x509.IPAddress(ip_address(a)) for a in ip_addresses]
+    if names:
+        extensions.append((x509.SubjectAlternativeName(names), False))
+    return _issue(
+        org_subject(
+            common_name=common_name,
+            idnat_struct=idnat_struct,
+            organisation=organisation,
+            department=department,
+        ),
+        issuer=issuer,
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=valid_days),
+        extensions=extensions,
+    )
+
+
 def make_crl(
     *,
     issuer: Issued,
