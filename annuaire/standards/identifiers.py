@@ -222,27 +222,3 @@ def idnat_ps_parse(value: str) -> IdNatPs:
         f"Identifiant national {value!r} invalide : attendu « 8 » + RPPS (11 chiffres) "
         "ou « 0 » + ADELI (9 chiffres)."
     )
-
-
-# --- Mod-97 (NIR / matricule INS) ---------------------------------------------------------------------
-_MOD97_BODY = re.compile(r"^[0-9]{5}(?:[0-9]{2}|2[AB])[0-9]{6}$")
-
-
-def mod97_key(body: str) -> str:
-    """The 2-digit key of a 13-character NIR/INS body: 97 - (N mod 97), Corsica's 2A/2B read as 19/18."""
-    body = body.upper()
-    if not _MOD97_BODY.match(body):
-        raise ValueError(f"corps de NIR/INS invalide : {body!r} (13 caractères attendus)")
-    digits = body[:5] + {"2A": "19", "2B": "18"}.get(body[5:7], body[5:7]) + body[7:]
-    return f"{97 - int(digits) % 97:02d}"
-
-
-def mod97_is_valid(value: str) -> bool:
-    """True for a 15-character NIR/INS whose last two digits are the mod-97 key of the first 13."""
-    value = value.upper()
-    if len(value) != 15 or not value[13:].isdigit():
-        return False
-    try:
-        return mod97_key(value[:13]) == value[13:]
-    except ValueError:
-        return False

@@ -139,23 +139,3 @@ def test_idnat_ps_build_and_parse() -> None:
         identifiers.idnat_ps_from_rpps("123")
     with pytest.raises(identifiers.InvalidIdentifierError, match="9 chiffres"):
         identifiers.idnat_ps_from_adeli("12345678A")
-
-
-def test_mod97_key_of_the_ans_test_ins() -> None:
-    # The ANS test INS of the CDA conformance kit: 279035121518989 (key 89).
-    assert identifiers.mod97_key("2790351215189") == "89"
-    assert identifiers.mod97_is_valid("279035121518989")
-    assert not identifiers.mod97_is_valid("279035121518988")
-    assert not identifiers.mod97_is_valid("27903512151898")  # too short
-    assert not identifiers.mod97_is_valid("2790351215189AB")
-
-
-def test_mod97_key_in_corsica_reads_2a_and_2b_as_19_and_18() -> None:
-    body_2a, body_2b = "180052A123456", "180052B123456"
-    expected_2a = f"{97 - int('1800519123456') % 97:02d}"
-    expected_2b = f"{97 - int('1800518123456') % 97:02d}"
-    assert identifiers.mod97_key(body_2a) == expected_2a
-    assert identifiers.mod97_key(body_2b) == expected_2b
-    assert identifiers.mod97_is_valid(body_2a.lower() + expected_2a)
-    with pytest.raises(ValueError, match="corps de NIR/INS invalide"):
-        identifiers.mod97_key("18005ZZ123456")

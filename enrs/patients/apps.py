@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PatientsConfig(AppConfig):
+    name = "enrs.patients"
+    label = "patients"
+    verbose_name = "Identité des patients"
