@@ -28,3 +28,5 @@ STORAGES["default"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": str(MEDIA_ROOT)},
 }
+# A concrete outbox table for the tests of the shared outbox base.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
