@@ -1,0 +1,49 @@
+"""Usage events are small and never carry a patient identifier."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from enrs.usage.models import UsageEvent
+from enrs.usage.services import usage_emit
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_event_is_recorded_with_its_dimensions() -> None:
+    event = usage_emit(
+        "messagerie.message_sent",
+        structure_id=12,
+        department="35",
+        college=2,
+        dims={"attachments": 1, "xdm": True},
+    )
+    stored = UsageEvent.objects.get(pk=event.pk)
+    assert (stored.kind, stored.structure_id, stored.department, stored.college) == (
+        "messagerie.message_sent",
+        12,
+        "35",
+        2,
+    )
+    assert stored.dims == {"attachments": 1, "xdm": True}
+
+
+@pytest.mark.parametrize(
+    "dims",
+    [
+        {"patient_ins": "x"},
+        {"nom": "x"},
+        {"ref": "279035121518989"},
+        {"to": "jean.dupont@medecin.mssante.fr"},
+        {"nested": {"a": 1}},
+    ],
+)
+def test_identifying_dimensions_are_refused(dims: dict) -> None:
+    with pytest.raises(ValidationError):
+        usage_emit("dmp.document_submitted", dims=dims)
+    assert not UsageEvent.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["", "Sent", "messagerie", "messagerie.Message Sent"])
+def test_malformed_kinds_are_refused(kind: str) -> None:
+    with pytest.raises(ValidationError):
+        usage_emit(kind)
