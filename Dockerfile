@@ -116,6 +116,7 @@ COPY . /app
 RUN SECRET_KEY="build-only-collectstatic-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz" \
     DATABASE_URL="postgres://build@127.0.0.1:1/build" \
     REDIS_URL="redis://127.0.0.1:1/0" \
+    ENRS_VAULT_KEYS="build:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ENRS_VAULT_ACTIVE_KEY="build" \
     python manage.py collectstatic --no-input --verbosity 1 \
  && python -m compileall -q /app \
  && mkdir -p /app/var \

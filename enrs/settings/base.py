@@ -83,6 +83,10 @@ INSTALLED_APPS = [
     "enrs.core",
     "enrs.accounts",
     "enrs.audit",
+    "enrs.patients",
+    "enrs.outbox",
+    "enrs.vault",
+    "enrs.usage",
     # ENRS services
     "annuaire",
     "messagerie",
@@ -457,3 +461,51 @@ CELERY_BEAT_SCHEDULE["ror-stale-offers"] = {
 ROR_PUBLIC_RATE_LIMIT = env.int("ROR_PUBLIC_RATE_LIMIT", default=30)
 ROR_PUBLIC_CACHE_SECONDS = env.int("ROR_PUBLIC_CACHE_SECONDS", default=600)
 # --- end of ROR ------------------------------------------------------------------------------------
+
+# --- Core: patient identity, outbox, encrypted storage ---------------------------------------------------
+# Test and demo INS OIDs (1.2.250.1.213.1.4.10/.11) are refused in production (see production.py).
+ENRS_INS_ALLOW_TEST_OIDS = env.bool("ENRS_INS_ALLOW_TEST_OIDS", default=True)
+# Outbox (SMTP relay, DMP, DICOM): lease of a claimed row before another worker may take it over, retry
+# backoff (base·2^(n-1) seconds, capped) and how long a row keeps retrying before it fails.
+ENRS_OUTBOX_LEASE_SECONDS = env.float("ENRS_OUTBOX_LEASE_SECONDS", default=300.0)
+ENRS_OUTBOX_BACKOFF_BASE = env.float("ENRS_OUTBOX_BACKOFF_BASE", default=5.0)
+ENRS_OUTBOX_BACKOFF_CAP = env.float("ENRS_OUTBOX_BACKOFF_CAP", default=3600.0)
+ENRS_OUTBOX_DEADLINE_SECONDS = env.float("ENRS_OUTBOX_DEADLINE_SECONDS", default=24 * 3600.0)
+# Encryption at rest (AES-256-GCM): "id:base64(32 bytes),id2:…" and the id new content is written with.
+# Without keys (demo, dev, tests) a key derived from SECRET_KEY is used; production requires them.
+ENRS_VAULT_KEYS = env.str("ENRS_VAULT_KEYS", default="")
+ENRS_VAULT_ACTIVE_KEY = env.str("ENRS_VAULT_ACTIVE_KEY", default="")
+# Encrypted content up to this size stays in the database row (same transaction); larger goes to storage.
+ENRS_VAULT_INLINE_MAX = env.int("ENRS_VAULT_INLINE_MAX", default=256 * 1024)
+# --- end of core ----------------------------------------------------------------------------------------
+
+# --- Messagerie (MSSanté operator) ------------------------------------------------------------------------
+# Domains whose mailboxes ENRS hosts (the listener accepts mail only for them).
+MSSANTE_HOSTED_DOMAINS = env.list("MSSANTE_HOSTED_DOMAINS", default=[ENRS_MSSANTE_DOMAIN])
+# X-MSS-NIL header put on every message: the product reference from convergence.esante.gouv.fr.
+MSSANTE_NIL = env.str("MSSANTE_NIL", default="ENRS-DEMO-NIL")
+# Outgoing relay: SMTP over TLS with the operator's IGC-Santé certificate. "starttls" or "tls" (implicit).
+# Without a host, mail for hosted domains is delivered locally and other mail waits in the outbox.
+MSSANTE_RELAY_HOST = env.str("MSSANTE_RELAY_HOST", default="")
+MSSANTE_RELAY_PORT = env.int("MSSANTE_RELAY_PORT", default=587)
+MSSANTE_RELAY_SECURITY = env.str("MSSANTE_RELAY_SECURITY", default="starttls")
+MSSANTE_RELAY_CERT = env.str("MSSANTE_RELAY_CERT", default="")
+MSSANTE_RELAY_KEY = env.str("MSSANTE_RELAY_KEY", default="")
+MSSANTE_RELAY_CA_BUNDLE = env.str("MSSANTE_RELAY_CA_BUNDLE", default="")
+MSSANTE_RELAY_TIMEOUT = env.float("MSSANTE_RELAY_TIMEOUT", default=30.0)
+# How long an outgoing message keeps retrying after temporary failures before it is marked failed.
+MSSANTE_DELIVERY_DEADLINE_SECONDS = env.float("MSSANTE_DELIVERY_DEADLINE_SECONDS", default=24 * 3600.0)
+# Deliver mail between two hosted mailboxes without going through SMTP.
+MSSANTE_LOCAL_DELIVERY = env.bool("MSSANTE_LOCAL_DELIVERY", default=True)
+# Incoming listener (manage.py mssante_smtpd): TLS with a client certificate from MSSANTE_SMTPD_CLIENT_CA.
+MSSANTE_SMTPD_HOST = env.str("MSSANTE_SMTPD_HOST", default="127.0.0.1")
+MSSANTE_SMTPD_PORT = env.int("MSSANTE_SMTPD_PORT", default=2525)
+MSSANTE_SMTPD_CERT = env.str("MSSANTE_SMTPD_CERT", default="")
+MSSANTE_SMTPD_KEY = env.str("MSSANTE_SMTPD_KEY", default="")
+MSSANTE_SMTPD_CLIENT_CA = env.str("MSSANTE_SMTPD_CLIENT_CA", default="")
+# Size limits: a whole message, one attachment, and what an IHE_XDM zip may expand to.
+MSSANTE_MAX_MESSAGE_BYTES = env.int("MSSANTE_MAX_MESSAGE_BYTES", default=25 * 1024 * 1024)
+MSSANTE_MAX_ATTACHMENT_BYTES = env.int("MSSANTE_MAX_ATTACHMENT_BYTES", default=20 * 1024 * 1024)
+MSSANTE_XDM_MAX_EXPANDED_BYTES = env.int("MSSANTE_XDM_MAX_EXPANDED_BYTES", default=100 * 1024 * 1024)
+CELERY_BEAT_SCHEDULE["messagerie-requeue"] = {"task": "messagerie.tasks.requeue", "schedule": 60.0}
+# --- end of messagerie ----------------------------------------------------------------------------------

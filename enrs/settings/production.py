@@ -58,3 +58,8 @@ CONTENT_SECURITY_POLICY["DIRECTIVES"]["upgrade-insecure-requests"] = True  # typ
 WHITENOISE_USE_FINDERS = False  # collectstatic runs at image build time
 WHITENOISE_AUTOREFRESH = False
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+
+# Patient identity: test and demo INS are never accepted; stored content is encrypted under real keys.
+ENRS_INS_ALLOW_TEST_OIDS = False
+ENRS_VAULT_KEYS = _required("ENRS_VAULT_KEYS")
+ENRS_VAULT_ACTIVE_KEY = _required("ENRS_VAULT_ACTIVE_KEY")

@@ -228,6 +228,8 @@ def test_production_cookies_are_secure_and_http_only() -> None:
         SECRET_KEY="s" * 30 + "-production-secret-for-session-tests",
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/enrs",
         REDIS_URL="redis://127.0.0.1:6379/0",
+        ENRS_VAULT_KEYS="k1:" + "A" * 43 + "=",
+        ENRS_VAULT_ACTIVE_KEY="k1",
     )
     result = run_python(SHOW_COOKIES, env)
     assert result.returncode == 0, result.stderr

@@ -17,6 +17,8 @@ from enrs.accounts.models import User
 from tests.factories import UserFactory
 from tests.helpers import clean_env, run_python
 
+VAULT_KEYS = "k1:" + "A" * 43 + "="  # 32 zero bytes: a test key, never a real one
+
 
 def csp_of(response: object) -> dict[str, list[str]]:
     header = response["Content-Security-Policy"]  # type: ignore[index]
@@ -33,6 +35,8 @@ def production_env(**extra: str) -> dict[str, str]:
         SECRET_KEY=secrets.token_urlsafe(64),
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/enrs",
         REDIS_URL="redis://127.0.0.1:6379/0",
+        ENRS_VAULT_KEYS=VAULT_KEYS,
+        ENRS_VAULT_ACTIVE_KEY="k1",
         **extra,
     )
 

@@ -5,6 +5,8 @@ import json
 
 from tests.helpers import clean_env, run_python
 
+VAULT_KEYS = "k1:" + "A" * 43 + "="  # 32 zero bytes: a test key, never a real one
+
 SHOW = (
     "import django, json; django.setup(); from django.conf import settings as s; "
     "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'], 'eager': s.CELERY_TASK_ALWAYS_EAGER, "
@@ -44,6 +46,8 @@ def test_production_starts_with_its_secrets() -> None:
         SECRET_KEY=GOOD_KEY,
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/enrs",
         REDIS_URL="redis://127.0.0.1:6379/0",
+        ENRS_VAULT_KEYS=VAULT_KEYS,
+        ENRS_VAULT_ACTIVE_KEY="k1",
     )
     result = run_python(SHOW, env)
     assert result.returncode == 0, result.stderr
