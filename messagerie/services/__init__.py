@@ -1,0 +1,1 @@
+"""Writes and business rules of the messagerie app, one module per area (see each module)."""
