@@ -509,3 +509,56 @@ MSSANTE_MAX_ATTACHMENT_BYTES = env.int("MSSANTE_MAX_ATTACHMENT_BYTES", default=2
 MSSANTE_XDM_MAX_EXPANDED_BYTES = env.int("MSSANTE_XDM_MAX_EXPANDED_BYTES", default=100 * 1024 * 1024)
 CELERY_BEAT_SCHEDULE["messagerie-requeue"] = {"task": "messagerie.tasks.requeue", "schedule": 60.0}
 # --- end of messagerie ----------------------------------------------------------------------------------
+
+# --- DMP ---
+# XDS.b endpoints of the DMP: repository (ITI-41) and registry (ITI-57, ITI-18). Without a repository URL
+# submissions wait in the outbox (status "En attente") and are sent once it is set.
+ENRS_DMP_REPOSITORY_URL = env.str("ENRS_DMP_REPOSITORY_URL", default="")
+ENRS_DMP_REGISTRY_URL = env.str("ENRS_DMP_REGISTRY_URL", default="")
+# Mutual TLS: CA bundle that signs the DMP server certificate, and the ORG client certificate/key (PEM).
+ENRS_DMP_CA_BUNDLE = env.str("ENRS_DMP_CA_BUNDLE", default="")
+ENRS_DMP_CLIENT_CERT = env.str("ENRS_DMP_CLIENT_CERT", default="")
+ENRS_DMP_CLIENT_KEY = env.str("ENRS_DMP_CLIENT_KEY", default="")
+# ORG ("cachet") certificate and key that sign the VIHF (PEM); empty = the TLS client pair.
+ENRS_DMP_SIGNING_CERT = env.str("ENRS_DMP_SIGNING_CERT", default="")
+ENRS_DMP_SIGNING_KEY = env.str("ENRS_DMP_SIGNING_KEY", default="")
+# Seconds to wait for the DMP (connect + read) before the attempt counts as a temporary failure.
+ENRS_DMP_TIMEOUT = env.float("ENRS_DMP_TIMEOUT", default=30.0)
+# How long a submission keeps retrying after temporary failures before it is marked failed.
+ENRS_DMP_DEADLINE_SECONDS = env.float("ENRS_DMP_DEADLINE_SECONDS", default=24 * 3600.0)
+# OID under which ENRS mints document and submission-set uniqueIds; sourceId of the submission sets.
+ENRS_DMP_OID_ROOT = env.str("ENRS_DMP_OID_ROOT", default="1.2.250.1.999.42.1")
+ENRS_DMP_SOURCE_ID = env.str("ENRS_DMP_SOURCE_ID", default="1.2.250.1.999.42.1")
+# Software identification carried by the VIHF (LPS_ID, LPS_Nom, LPS_Version, DMP homologation number).
+ENRS_DMP_LPS_ID = env.str("ENRS_DMP_LPS_ID", default="1.2.250.1.999.42")
+ENRS_DMP_LPS_NAME = env.str("ENRS_DMP_LPS_NAME", default="ENRS")
+ENRS_DMP_LPS_VERSION = env.str("ENRS_DMP_LPS_VERSION", default="1.0")
+ENRS_DMP_LPS_HOMOLOGATION = env.str("ENRS_DMP_LPS_HOMOLOGATION", default="")
+# VIHF Authentification_Mode: INDIRECTE (the structure's cachet) or DIRECTE (the professional's CPS).
+ENRS_DMP_AUTHENTICATION_MODE = env.str("ENRS_DMP_AUTHENTICATION_MODE", default="INDIRECTE")
+CELERY_BEAT_SCHEDULE["dmp-requeue"] = {"task": "dmp.tasks.requeue", "schedule": 60.0}
+# --- end of DMP ---
+
+# --- Télémédecine and DICOM ------------------------------------------------------------------------------
+# Video rooms on an existing Jitsi Meet (JWT auth): without a URL, acts go by phone or in person.
+TLM_JITSI_URL = env.str("TLM_JITSI_URL", default="")
+TLM_JITSI_APP_ID = env.str("TLM_JITSI_APP_ID", default="")
+TLM_JITSI_APP_SECRET = env.str("TLM_JITSI_APP_SECRET", default="")
+TLM_JITSI_TOKEN_MINUTES = env.int("TLM_JITSI_TOKEN_MINUTES", default=30)
+# A request nobody accepted expires after this many hours (scheduled) / minutes for emergencies.
+TLM_REQUEST_EXPIRY_HOURS = env.float("TLM_REQUEST_EXPIRY_HOURS", default=72.0)
+TLM_EMERGENCY_EXPIRY_MINUTES = env.float("TLM_EMERGENCY_EXPIRY_MINUTES", default=60.0)
+# C-STORE SCP (manage.py dicom_scp): address, port and our AE title.
+DICOM_SCP_HOST = env.str("DICOM_SCP_HOST", default="127.0.0.1")
+DICOM_SCP_PORT = env.int("DICOM_SCP_PORT", default=11112)
+DICOM_AE_TITLE = env.str("DICOM_AE_TITLE", default="ENRS")
+# Browser uploads: whole upload, chunk size and number of files.
+DICOM_MAX_UPLOAD_BYTES = env.int("DICOM_MAX_UPLOAD_BYTES", default=2 * 1024**3)
+DICOM_UPLOAD_CHUNK_BYTES = env.int("DICOM_UPLOAD_CHUNK_BYTES", default=8 * 1024**2)
+DICOM_MAX_FILES = env.int("DICOM_MAX_FILES", default=5000)
+# Forwarding to a PACS: network timeout of each DICOM/HTTP exchange, and retry deadline of a transfer.
+DICOM_NETWORK_TIMEOUT = env.float("DICOM_NETWORK_TIMEOUT", default=30.0)
+DICOM_TRANSFER_DEADLINE_SECONDS = env.float("DICOM_TRANSFER_DEADLINE_SECONDS", default=6 * 3600.0)
+CELERY_BEAT_SCHEDULE["telemedecine-requeue"] = {"task": "telemedecine.tasks.requeue", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["telemedecine-expire"] = {"task": "telemedecine.tasks.expire_requests", "schedule": 300.0}
+# --- end of télémédecine ----------------------------------------------------------------------------------
