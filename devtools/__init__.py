@@ -1,0 +1,1 @@
+"""Development and test tooling for ENRS. Never imported by the production packages (`enrs/`, apps)."""
