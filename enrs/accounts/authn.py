@@ -54,15 +54,22 @@ def sign_in(
     """Open a session for `user` (new session id) and record how, in the session and the audit trail.
     `detail` adds what identifies the credential (e.g. the CPS certificate's serial and issuer)."""
     from enrs.audit.services import audit_record
+    from enrs.usage.services import usage_emit
 
     login(request, user, backend=backend or "django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_METHOD_KEY] = method.value
     audit_record(
         action="auth.login", request=request, actor=user, detail={**(detail or {}), "method": method.value}
     )
+    usage_emit("auth.sign_in", dims={"method": method.value, "role": getattr(user, "role", "")})
 
 
 def upgrade(request: HttpRequest, *, method: AuthMethod) -> None:
     """Raise the strength of the current session (e.g. after the OTP step): new session id, new method."""
+    from enrs.usage.services import usage_emit
+
     request.session.cycle_key()
     request.session[SESSION_METHOD_KEY] = method.value
+    usage_emit(
+        "auth.sign_in_upgraded", dims={"method": method.value, "role": getattr(request.user, "role", "")}
+    )

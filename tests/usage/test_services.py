@@ -47,3 +47,17 @@ def test_identifying_dimensions_are_refused(dims: dict) -> None:
 def test_malformed_kinds_are_refused(kind: str) -> None:
     with pytest.raises(ValidationError):
         usage_emit(kind)
+
+
+def test_sign_in_emits_a_usage_event_with_the_method_and_no_identity(client, django_user_model) -> None:
+    from enrs.accounts.roles import Role
+
+    user = django_user_model.objects.create_user(
+        username="u1", password="Correct-Horse-42-battery", role=Role.GCS_STAFF
+    )
+    response = client.post("/compte/connexion/", {"username": "u1", "password": "Correct-Horse-42-battery"})
+    assert response.status_code in (200, 302)
+    events = list(UsageEvent.objects.filter(kind="auth.sign_in"))
+    assert len(events) == 1
+    assert events[0].dims == {"method": "password", "role": Role.GCS_STAFF.value}
+    assert str(user.pk) not in str(events[0].dims)
