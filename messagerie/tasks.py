@@ -15,14 +15,14 @@ from .services import incoming, outgoing
 def deliver(delivery_id: int) -> None:
     delay = outgoing.delivery_attempt(delivery_id=delivery_id, worker=deliver.request.hostname or "")
     if delay is not None:
-        deliver.apply_async(args=[delivery_id], countdown=delay)
+        deliver.apply_async(args=(delivery_id,), countdown=delay)
 
 
 @shared_task(name="messagerie.tasks.process_inbound", acks_late=True)
 def process_inbound(inbound_id: int) -> None:
     delay = incoming.inbound_process(inbound_id=inbound_id, worker=process_inbound.request.hostname or "")
     if delay is not None:
-        process_inbound.apply_async(args=[inbound_id], countdown=delay)
+        process_inbound.apply_async(args=(inbound_id,), countdown=delay)
 
 
 @shared_task(name="messagerie.tasks.requeue")

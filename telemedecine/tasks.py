@@ -16,7 +16,7 @@ from .services import acts, transfers
 def forward(transfer_id: int) -> None:
     delay = transfers.transfer_attempt(transfer_id=transfer_id, worker=forward.request.hostname or "")
     if delay is not None:
-        forward.apply_async(args=[transfer_id], countdown=delay)
+        forward.apply_async(args=(transfer_id,), countdown=delay)
 
 
 @shared_task(name="telemedecine.tasks.requeue")
