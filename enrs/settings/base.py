@@ -560,5 +560,8 @@ DICOM_MAX_FILES = env.int("DICOM_MAX_FILES", default=5000)
 DICOM_NETWORK_TIMEOUT = env.float("DICOM_NETWORK_TIMEOUT", default=30.0)
 DICOM_TRANSFER_DEADLINE_SECONDS = env.float("DICOM_TRANSFER_DEADLINE_SECONDS", default=6 * 3600.0)
 CELERY_BEAT_SCHEDULE["telemedecine-requeue"] = {"task": "telemedecine.tasks.requeue", "schedule": 60.0}
-CELERY_BEAT_SCHEDULE["telemedecine-expire"] = {"task": "telemedecine.tasks.expire_requests", "schedule": 300.0}
+CELERY_BEAT_SCHEDULE["telemedecine-expire"] = {
+    "task": "telemedecine.tasks.expire_requests",
+    "schedule": 300.0,
+}
 # --- end of télémédecine ----------------------------------------------------------------------------------
