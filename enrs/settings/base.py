@@ -539,6 +539,9 @@ ENRS_DMP_AUTHENTICATION_MODE = env.str("ENRS_DMP_AUTHENTICATION_MODE", default="
 CELERY_BEAT_SCHEDULE["dmp-requeue"] = {"task": "dmp.tasks.requeue", "schedule": 60.0}
 # --- end of DMP ---
 
+# Public address of the portal (https://…), for links in e-mails sent by tasks; empty: relative links.
+ENRS_PUBLIC_URL = env.str("ENRS_PUBLIC_URL", default="")
+
 # --- Télémédecine and DICOM ------------------------------------------------------------------------------
 # Video rooms on an existing Jitsi Meet (JWT auth): without a URL, acts go by phone or in person.
 TLM_JITSI_URL = env.str("TLM_JITSI_URL", default="")
