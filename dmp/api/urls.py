@@ -1,5 +1,11 @@
-from django.urls import path  # noqa: F401
+"""``/api/dmp/``: the DMP's JSON API (mounted by enrs/urls.py)."""
+
+from django.urls import path
+
+from . import views
 
 app_name = "dmp_api"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("patients/<int:pk>/documents/", views.PatientDocumentListView.as_view(), name="patient-documents"),
+]

@@ -51,6 +51,14 @@ SERVICES: tuple[Service, ...] = (
         "fr-icon-mail-line",
     ),
     Service(
+        "patients",
+        "Patients",
+        "patients:search",
+        "L'identité des patients : INS et ses traits, statut de l'identité, choix du patient.",
+        roles.CLINICAL_ACCESS,
+        "fr-icon-user-line",
+    ),
+    Service(
         "dmp",
         "DMP",
         "dmp:index",

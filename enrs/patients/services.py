@@ -127,7 +127,7 @@ def patient_create(
         patient = Patient(**values, created_by=actor)
         patient.full_clean(exclude=["created_by", "status_set_by"])
         patient.save()
-        if status != IdentityStatus.PROVISIONAL or evidence:
+        if status != IdentityStatus.PROVISIONAL:
             _apply_status(patient, status=status, evidence=evidence, actor=actor, insi_checked=insi_checked)
         audit_record(
             action="patient.create",
@@ -215,6 +215,7 @@ def patient_update_identity(
         if identity_fields and previous_status != IdentityStatus.PROVISIONAL:
             patient.identity_status = IdentityStatus.PROVISIONAL
             patient.evidence = ""
+            patient.insi_checked_at = None  # the INSi check was about the old traits
             patient.status_set_by = actor
             patient.status_set_at = timezone.now()
             IdentityStatusChange.objects.create(
