@@ -7,8 +7,12 @@ Pools, their rota, PACS peers and allowed DICOM senders are configuration that s
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
+
+from enrs.audit.admin_mixins import AuditedModelAdmin
 
 from .models import (
     Act,
@@ -54,7 +58,7 @@ class ShiftInline(admin.TabularInline):
 
 
 @admin.register(Pool)
-class PoolAdmin(admin.ModelAdmin):
+class PoolAdmin(AuditedModelAdmin):
     list_display = ("name", "specialty", "structure", "is_active")
     list_filter = ("is_active",)
     search_fields = ("name", "specialty")
@@ -180,14 +184,15 @@ class TransferAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PacsPeer)
-class PacsPeerAdmin(admin.ModelAdmin):
+class PacsPeerAdmin(AuditedModelAdmin):
+    formfield_overrides = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
     list_display = ("name", "structure", "protocol", "host", "port", "ae_title", "dicomweb_url", "is_active")
     list_filter = ("protocol", "is_active")
     raw_id_fields = ("structure",)
 
 
 @admin.register(AllowedSender)
-class AllowedSenderAdmin(admin.ModelAdmin):
+class AllowedSenderAdmin(AuditedModelAdmin):
     list_display = ("ae_title", "structure", "is_active")
     list_filter = ("is_active",)
     raw_id_fields = ("structure",)
