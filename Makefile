@@ -39,6 +39,7 @@ lock:
 run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo --scale $(SCALE) --if-empty --force
+	$(PY) manage.py seed_messagerie_demo --force
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 seed: install
