@@ -5,11 +5,12 @@
   never sent twice.
 * ``requeue`` — every minute: transfers whose task was lost are queued again.
 * ``expire_requests`` — every five minutes: requests nobody accepted in time expire.
+* ``expire_uploads`` — every hour: browser uploads abandoned for a day are refused and their chunks deleted.
 """
 
 from celery import shared_task
 
-from .services import acts, transfers
+from .services import acts, transfers, uploads
 
 
 @shared_task(name="telemedecine.tasks.forward", acks_late=True)
@@ -27,3 +28,8 @@ def requeue() -> int:
 @shared_task(name="telemedecine.tasks.expire_requests")
 def expire_requests() -> int:
     return acts.acts_expire()
+
+
+@shared_task(name="telemedecine.tasks.expire_uploads")
+def expire_uploads() -> int:
+    return uploads.uploads_expire_stale()

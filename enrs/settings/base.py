@@ -559,10 +559,16 @@ DICOM_AE_TITLE = env.str("DICOM_AE_TITLE", default="ENRS")
 DICOM_MAX_UPLOAD_BYTES = env.int("DICOM_MAX_UPLOAD_BYTES", default=2 * 1024**3)
 DICOM_UPLOAD_CHUNK_BYTES = env.int("DICOM_UPLOAD_CHUNK_BYTES", default=8 * 1024**2)
 DICOM_MAX_FILES = env.int("DICOM_MAX_FILES", default=5000)
+# Where chunks of uploads in progress wait (shared by every web worker; 0700, cleaned after 24 h).
+DICOM_UPLOAD_DIR = env.str("DICOM_UPLOAD_DIR", default=str(VAR_DIR / "dicom-uploads"))
 # Forwarding to a PACS: network timeout of each DICOM/HTTP exchange, and retry deadline of a transfer.
 DICOM_NETWORK_TIMEOUT = env.float("DICOM_NETWORK_TIMEOUT", default=30.0)
 DICOM_TRANSFER_DEADLINE_SECONDS = env.float("DICOM_TRANSFER_DEADLINE_SECONDS", default=6 * 3600.0)
 CELERY_BEAT_SCHEDULE["telemedecine-requeue"] = {"task": "telemedecine.tasks.requeue", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["telemedecine-stale-uploads"] = {
+    "task": "telemedecine.tasks.expire_uploads",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["telemedecine-expire"] = {
     "task": "telemedecine.tasks.expire_requests",
     "schedule": 300.0,

@@ -18,14 +18,40 @@ from django.utils import timezone
 from .models import UsageEvent
 
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*$")
-_FORBIDDEN_KEYS = re.compile(r"ins|nir|patient|name|nom|prenom|birth|naissance|email|mail|address", re.I)
+# Words of a dimension name (split on "_", "-" and case changes) that would name a patient or a person.
+_FORBIDDEN_WORDS = frozenset(
+    {
+        "ins",
+        "nir",
+        "nia",
+        "patient",
+        "name",
+        "nom",
+        "prenom",
+        "prénom",
+        "birth",
+        "naissance",
+        "email",
+        "mail",
+        "courriel",
+        "address",
+        "adresse",
+        "phone",
+        "telephone",
+    }
+)
 _INS_LIKE = re.compile(r"\b[0-9]{5}(?:[0-9]{2}|2[AB])[0-9]{6}(?:[0-9]{2})?\b")
 _EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", re.I)
 
 
+def _forbidden_key(key: str) -> bool:
+    words = re.split(r"[_\-\s.]+|(?<=[a-z])(?=[A-Z])", key)
+    return any(word.lower() in _FORBIDDEN_WORDS for word in words if word)
+
+
 def _check_dims(dims: dict[str, Any]) -> None:
     for key, value in dims.items():
-        if not isinstance(key, str) or _FORBIDDEN_KEYS.search(key):
+        if not isinstance(key, str) or _forbidden_key(key):
             raise ValidationError(f"Dimension d'usage interdite : « {key} » (aucune donnée nominative).")
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ValidationError(f"Dimension d'usage « {key} » : valeur simple attendue.")

@@ -32,6 +32,8 @@ def test_an_event_is_recorded_with_its_dimensions() -> None:
     [
         {"patient_ins": "x"},
         {"nom": "x"},
+        {"patientName": "x"},
+        {"birth_date": "x"},
         {"ref": "279035121518989"},
         {"to": "jean.dupont@medecin.mssante.fr"},
         {"nested": {"a": 1}},
@@ -41,6 +43,11 @@ def test_identifying_dimensions_are_refused(dims: dict) -> None:
     with pytest.raises(ValidationError):
         usage_emit("dmp.document_submitted", dims=dims)
     assert not UsageEvent.objects.exists()
+
+
+def test_innocent_words_containing_forbidden_letters_are_allowed() -> None:
+    event = usage_emit("telemedecine.dicom_transfer", value=1e6, dims={"instances": 12, "nominal": True})
+    assert event.dims == {"instances": 12, "nominal": True}
 
 
 @pytest.mark.parametrize("kind", ["", "Sent", "messagerie", "messagerie.Message Sent"])
