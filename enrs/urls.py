@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/annuaire/", include("annuaire.api.urls")),
     path("api/messagerie/", include("messagerie.api.urls")),
     path("api/dmp/", include("dmp.api.urls")),
+    path("api/telemedecine/", include("telemedecine.api.urls")),
     path("fhir/", include("enrs.fhir.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

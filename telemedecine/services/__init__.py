@@ -1,1 +1,2 @@
-"""Writes and business rules of the telemedecine app, one module per area (acts, pools, reports, studies, uploads, transfers)."""
+"""Writes and business rules of the telemedecine app, one module per area: acts, pools, rooms, reports,
+studies, uploads, transfers."""
