@@ -11,14 +11,14 @@ from celery import shared_task
 from .services import incoming, outgoing
 
 
-@shared_task(name="messagerie.tasks.deliver", acks_late=True)
+@shared_task(name="messagerie.tasks.deliver", acks_late=True, ignore_result=True)
 def deliver(delivery_id: int) -> None:
     delay = outgoing.delivery_attempt(delivery_id=delivery_id, worker=deliver.request.hostname or "")
     if delay is not None:
         deliver.apply_async(args=(delivery_id,), countdown=delay)
 
 
-@shared_task(name="messagerie.tasks.process_inbound", acks_late=True)
+@shared_task(name="messagerie.tasks.process_inbound", acks_late=True, ignore_result=True)
 def process_inbound(inbound_id: int) -> None:
     delay = incoming.inbound_process(inbound_id=inbound_id, worker=process_inbound.request.hostname or "")
     if delay is not None:

@@ -488,13 +488,17 @@ MSSANTE_NIL = env.str("MSSANTE_NIL", default="ENRS-DEMO-NIL")
 # Without a host, mail for hosted domains is delivered locally and other mail waits in the outbox.
 MSSANTE_RELAY_HOST = env.str("MSSANTE_RELAY_HOST", default="")
 MSSANTE_RELAY_PORT = env.int("MSSANTE_RELAY_PORT", default=587)
-MSSANTE_RELAY_SECURITY = env.str("MSSANTE_RELAY_SECURITY", default="starttls")
+MSSANTE_RELAY_SECURITY = env.str("MSSANTE_RELAY_SECURITY", default="starttls")  # "none": local tests only
 MSSANTE_RELAY_CERT = env.str("MSSANTE_RELAY_CERT", default="")
 MSSANTE_RELAY_KEY = env.str("MSSANTE_RELAY_KEY", default="")
 MSSANTE_RELAY_CA_BUNDLE = env.str("MSSANTE_RELAY_CA_BUNDLE", default="")
 MSSANTE_RELAY_TIMEOUT = env.float("MSSANTE_RELAY_TIMEOUT", default=30.0)
 # How long an outgoing message keeps retrying after temporary failures before it is marked failed.
 MSSANTE_DELIVERY_DEADLINE_SECONDS = env.float("MSSANTE_DELIVERY_DEADLINE_SECONDS", default=24 * 3600.0)
+# OID arc under which the operator mints the ids of the CDA documents and XDM submission sets it builds.
+MSSANTE_DOCUMENT_OID_ROOT = env.str("MSSANTE_DOCUMENT_OID_ROOT", default="1.2.250.1.999.1")
+# Outbox rows older than this without a task in flight are queued again by the periodic sweeper.
+MSSANTE_REQUEUE_GRACE_SECONDS = env.float("MSSANTE_REQUEUE_GRACE_SECONDS", default=30.0)
 # Deliver mail between two hosted mailboxes without going through SMTP.
 MSSANTE_LOCAL_DELIVERY = env.bool("MSSANTE_LOCAL_DELIVERY", default=True)
 # Incoming listener (manage.py mssante_smtpd): TLS with a client certificate from MSSANTE_SMTPD_CLIENT_CA.

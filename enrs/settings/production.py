@@ -63,3 +63,5 @@ STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStat
 ENRS_INS_ALLOW_TEST_OIDS = False
 ENRS_VAULT_KEYS = _required("ENRS_VAULT_KEYS")
 ENRS_VAULT_ACTIVE_KEY = _required("ENRS_VAULT_ACTIVE_KEY")
+if MSSANTE_RELAY_SECURITY not in ("starttls", "tls"):
+    raise ImproperlyConfigured("MSSANTE_RELAY_SECURITY doit valoir « starttls » ou « tls » en production.")

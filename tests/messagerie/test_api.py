@@ -77,12 +77,6 @@ def test_recipients_outside_the_trust_space_are_a_400(client: Client) -> None:
     assert not Message.objects.filter(mailbox=box).exists()
 
 
-@pytest.mark.xfail(
-    reason="outgoing.message_send (helper relay) does not accept application_token yet: asked in "
-    "/tmp/enrs_status/mailui.txt",
-    raises=TypeError,
-    strict=False,
-)
 def test_an_applicative_box_sends_with_its_token(client: Client) -> None:
     token, clear = make_token()
     box = token.mailbox
