@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
+from enrs.core.safezip import SafeZip, SafeZipError, ZipLimits
 from enrs.standards import ebrim
 from enrs.standards.cda import CdaError, ParsedCda, parse_cda
 from enrs.standards.ebrim import Author, DocumentEntry, SubmissionSet
@@ -48,9 +49,7 @@ DEFAULT_MAX_RATIO = 100
 # Small members may legitimately compress very well (an XML skeleton, a blank page): the ratio check
 # only applies once a member has produced this many bytes.
 RATIO_GRACE_BYTES = 1024 * 1024
-_CHUNK = 64 * 1024
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _URI = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -278,62 +277,6 @@ def entry_from_cda(
 # --- Reading --------------------------------------------------------------------------------------------
 
 
-def _check_member_name(name: str) -> None:
-    bad = (
-        not name
-        or "\x00" in name
-        or "\\" in name
-        or name.startswith("/")
-        or _DRIVE.match(name) is not None
-        or any(part in ("..", ".") for part in name.split("/"))
-    )
-    if bad:
-        raise XdmError(
-            "path_traversal",
-            f"L'archive contient un chemin interdit (absolu, « .. », « \\ » ou lecteur) : « {name[:200]} ».",
-        )
-
-
-def _is_symlink(info: zipfile.ZipInfo) -> bool:
-    mode = info.external_attr >> 16
-    return info.create_system == 3 and stat.S_ISLNK(mode)
-
-
-def _open_zip(data: bytes) -> zipfile.ZipFile:
-    if not isinstance(data, bytes | bytearray) or not bytes(data[:2]) == b"PK":
-        raise XdmError("not_zip", "La pièce jointe IHE_XDM n'est pas une archive zip.")
-    try:
-        return zipfile.ZipFile(io.BytesIO(bytes(data)))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
-        raise XdmError("not_zip", "La pièce jointe IHE_XDM n'est pas une archive zip valide.") from exc
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, budget: int, max_ratio: int) -> bytes:
-    """The member's bytes, read in chunks, stopping as soon as the budget or the ratio is exceeded."""
-    out = io.BytesIO()
-    produced = 0
-    allowed_by_ratio = max(info.compress_size, 1) * max_ratio
-    try:
-        with archive.open(info) as stream:
-            while True:
-                chunk = stream.read(_CHUNK)
-                if not chunk:
-                    break
-                produced += len(chunk)
-                if produced > budget:
-                    raise XdmError("too_large", "L'archive IHE_XDM dépasse la taille décompressée autorisée.")
-                if produced > RATIO_GRACE_BYTES and produced > allowed_by_ratio:
-                    raise XdmError("bomb", "L'archive IHE_XDM a un taux de compression anormal (bombe zip).")
-                out.write(chunk)
-    except XdmError:
-        raise
-    except RuntimeError as exc:  # encrypted member
-        raise XdmError("encrypted", "L'archive IHE_XDM est chiffrée : elle ne peut pas être lue.") from exc
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
-        raise XdmError("corrupt", f"L'archive IHE_XDM est corrompue (« {info.filename} »).") from exc
-    return out.getvalue()
-
-
 def _safe_xml_parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
@@ -384,42 +327,20 @@ def parse_xdm(
     duplicate_member, encrypted, too_large, bomb, corrupt, missing_metadata, bad_metadata,
     missing_document, size_mismatch, hash_mismatch.
     """
-    archive = _open_zip(data)
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > max_members:
-            raise XdmError(
-                "too_many_members",
-                f"L'archive IHE_XDM contient trop de fichiers ({len(infos)}, maximum {max_members}).",
-            )
-        seen: set[str] = set()
-        declared_total = 0
-        for info in infos:
-            _check_member_name(info.filename)
-            if _is_symlink(info):
-                raise XdmError("symlink", f"L'archive contient un lien symbolique : « {info.filename} ».")
-            key = info.filename.upper()
-            if key in seen:
-                raise XdmError("duplicate_member", f"Fichier en double dans l'archive : « {info.filename} ».")
-            seen.add(key)
-            if info.flag_bits & 0x1:
-                raise XdmError("encrypted", "L'archive IHE_XDM est chiffrée : elle ne peut pas être lue.")
-            # First filter on what the headers announce (they may lie: the real check is while reading).
-            if info.file_size > RATIO_GRACE_BYTES and info.file_size > max(info.compress_size, 1) * max_ratio:
-                raise XdmError("bomb", "L'archive IHE_XDM a un taux de compression anormal (bombe zip).")
-            declared_total += info.file_size
-        if declared_total > max_total_bytes:
-            raise XdmError("too_large", "L'archive IHE_XDM dépasse la taille décompressée autorisée.")
-
-        subset, metadata_name = _find_metadata(info.filename for info in infos)
-        contents: dict[str, bytes] = {}
-        remaining = max_total_bytes
-        for info in infos:
-            if info.is_dir():
-                continue
-            content = _read_member(archive, info, budget=remaining, max_ratio=max_ratio)
-            remaining -= len(content)
-            contents[info.filename.upper()] = content
+    if not isinstance(data, bytes | bytearray) or bytes(data[:2]) != b"PK":
+        raise XdmError("not_zip", "La pièce jointe IHE_XDM n'est pas une archive zip.")
+    limits = ZipLimits(
+        max_members=max_members,
+        max_total_bytes=max_total_bytes,
+        max_ratio=max_ratio,
+        ratio_grace_bytes=RATIO_GRACE_BYTES,
+    )
+    try:
+        with SafeZip(bytes(data), limits) as archive:
+            subset, metadata_name = _find_metadata(info.filename for info in archive.members)
+            contents = {info.filename.upper(): archive.read(info) for info in archive.members}
+    except SafeZipError as exc:
+        raise XdmError(exc.code, exc.message.replace("L'archive", "L'archive IHE_XDM", 1)) from exc
 
     root = parse_metadata_xml(contents[metadata_name.upper()])
     try:
