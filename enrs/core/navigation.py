@@ -94,6 +94,14 @@ SERVICES: tuple[Service, ...] = (
         "fr-icon-line-chart-line",
     ),
     Service(
+        "rpu",
+        "Urgences (RPU)",
+        "rpu:index",
+        "Les résumés de passage aux urgences : supervision des envois quotidiens et indicateurs.",
+        roles.DASHBOARDS_ACCESS,
+        "fr-icon-heart-pulse-line",
+    ),
+    Service(
         "administration",
         "Administration",
         "admin:index",
