@@ -4,11 +4,17 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/enrs_relay_bench .venv/bin/python bench/mssante_relay.py
 
 What is measured for the relay: from the moment the N `deliver` tasks are published to a private Redis
-until the last Delivery row is committed as done, with one worker process (`--concurrency`, default 2:
-prefork children, each keeping its own SMTP connection) reading the encrypted MIME from PostgreSQL and
-recording every attempt. `smtp-source` runs with as many sessions as the worker has processes and keeps
-its connections (`-d`), like the relay. Plain SMTP to the sink (``MSSANTE_RELAY_SECURITY=none``): the
-sink speaks no TLS. Messages are written beforehand (not timed) with `outgoing.message_send`.
+(one per message, as `message_send` queues them when its transaction commits) until the last Delivery
+row is committed as done, with one worker process (`--concurrency`, default 2: prefork children, each
+keeping its own SMTP connection). This is the production path: each `deliver` task claims its own row and
+the other due rows (up to ``MSSANTE_DELIVERY_BATCH``, 50) in one statement, reads their encrypted MIME
+from PostgreSQL, sends them one after the other over its connection and records each message (recipients
+sent, attempt row, row done) in one statement right after its 250; the tasks whose row was already
+taken end after one statement. `smtp-source` runs with as many sessions as the worker has processes and
+keeps its connections (`-d`), like the relay. Also printed: the same MIME through the same SMTP client
+in this process, without database or Celery (the ceiling of the Python side), and the machine's load
+(2 shared cores: the figures move with it). Plain SMTP to the sink (``MSSANTE_RELAY_SECURITY=none``):
+the sink speaks no TLS. Messages are written beforehand (not timed) with `outgoing.message_send`.
 
 Installs the `postfix` package (no configuration) when `smtp-sink` is missing. Uses a private Redis on a
 free port and a private database (``test_<name of DATABASE_URL>``, kept between runs).
@@ -177,7 +183,9 @@ def main() -> None:
         from django.utils import timezone
 
         print("Base de données de banc…", flush=True)
-        db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
+        db_name = connection.creation.create_test_db(
+            verbosity=0, autoclobber=True, keepdb=True, serialize=False
+        )
         settings.MSSANTE_RELAY_HOST = "127.0.0.1"
         settings.MSSANTE_RELAY_PORT = sink_port
         settings.MSSANTE_RELAY_SECURITY = "none"
@@ -325,6 +333,9 @@ def main() -> None:
         print(f"smtp-source  : {args.messages} messages en {source_seconds:.1f} s = {source_rate:.1f} msg/s")
         print(f"Rapport relais / smtp-source : {relay_rate / source_rate:.2f} (objectif ≥ 0,5)")
         print(f"Rapport client SMTP seul / smtp-source : {client_rate / source_rate:.2f}")
+        print(f"Rapport relais / client SMTP seul : {relay_rate / client_rate:.2f}")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"Charge de la machine (1, 5, 15 min) : {load} sur {os.cpu_count()} cœurs")
     finally:
         if worker is not None:
             worker.kill()

@@ -87,6 +87,8 @@ INSTALLED_APPS = [
     "enrs.outbox",
     "enrs.vault",
     "enrs.usage",
+    "enrs.rpu",
+    "enrs.dashboards",
     # ENRS services
     "annuaire",
     "messagerie",
@@ -499,6 +501,8 @@ MSSANTE_DELIVERY_DEADLINE_SECONDS = env.float("MSSANTE_DELIVERY_DEADLINE_SECONDS
 MSSANTE_DOCUMENT_OID_ROOT = env.str("MSSANTE_DOCUMENT_OID_ROOT", default="1.2.250.1.999.1")
 # Outbox rows older than this without a task in flight are queued again by the periodic sweeper.
 MSSANTE_REQUEUE_GRACE_SECONDS = env.float("MSSANTE_REQUEUE_GRACE_SECONDS", default=30.0)
+# How many due outgoing messages one relay task claims and sends over one SMTP connection.
+MSSANTE_DELIVERY_BATCH = env.int("MSSANTE_DELIVERY_BATCH", default=50)
 # Deliver mail between two hosted mailboxes without going through SMTP.
 MSSANTE_LOCAL_DELIVERY = env.bool("MSSANTE_LOCAL_DELIVERY", default=True)
 # Incoming listener (manage.py mssante_smtpd): TLS with a client certificate from MSSANTE_SMTPD_CLIENT_CA.
@@ -578,3 +582,43 @@ CELERY_BEAT_SCHEDULE["telemedecine-expire"] = {
     "schedule": 300.0,
 }
 # --- end of télémédecine ----------------------------------------------------------------------------------
+
+# --- RPU ---
+# Daily OSCOUR files (résumés de passage aux urgences) of the emergency departments.
+# Folder watched by a periodic task: *.xml files dropped there are imported, then moved to done/ or refused/.
+RPU_DROP_DIR = env.str("RPU_DROP_DIR", default=str(VAR_DIR / "rpu-depot"))
+RPU_DROP_SCAN_SECONDS = env.float("RPU_DROP_SCAN_SECONDS", default=300.0)
+# A file bigger than this, or with more passages, is refused whole.
+RPU_MAX_FILE_BYTES = env.int("RPU_MAX_FILE_BYTES", default=20 * 1024 * 1024)
+RPU_MAX_RECORDS = env.int("RPU_MAX_RECORDS", default=100_000)
+# Local hour (Europe/Paris) before which yesterday's file must have arrived; later it is "late".
+RPU_DEADLINE_HOUR = env.int("RPU_DEADLINE_HOUR", default=4)
+# Local hour of the morning supervision (missing / late / incomplete feeds, e-mail to the establishments).
+RPU_SUPERVISION_HOUR = env.int("RPU_SUPERVISION_HOUR", default=7)
+# A day is incomplete below this share of the usual volume, or when a key item (DP, exit, CCMU, mode of
+# exit) is filled in fewer than RPU_MIN_COMPLETENESS of the passages.
+RPU_INCOMPLETE_RATIO = env.float("RPU_INCOMPLETE_RATIO", default=0.5)
+RPU_MIN_COMPLETENESS = env.float("RPU_MIN_COMPLETENESS", default=0.8)
+from celery.schedules import crontab as _rpu_crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE["rpu-drop-scan"] = {
+    "task": "enrs.rpu.tasks.scan_drop_dir",
+    "schedule": RPU_DROP_SCAN_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["rpu-supervise"] = {
+    "task": "enrs.rpu.tasks.supervise",
+    "schedule": _rpu_crontab(hour=RPU_SUPERVISION_HOUR, minute=0),
+}
+# --- end of RPU ---
+# --- Usage rollups ----------------------------------------------------------------------------------------
+# Each rollup run also recomputes the days of events recorded in the last N minutes (late commits).
+USAGE_ROLLUP_RESCAN_MINUTES = env.float("USAGE_ROLLUP_RESCAN_MINUTES", default=15.0)
+CELERY_BEAT_SCHEDULE["usage-rollup"] = {"task": "enrs.usage.tasks.rollup", "schedule": 300.0}
+# Daily state snapshots for the dashboards (directory coverage, ROR freshness and beds), once an hour:
+# each run replaces the day's snapshot, so the last one of the day stays.
+CELERY_BEAT_SCHEDULE["annuaire-usage-snapshot"] = {
+    "task": "annuaire.tasks.usage_snapshot",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["ror-usage-snapshot"] = {"task": "ror.tasks.usage_snapshot", "schedule": 3600.0}
+# --- end of Usage rollups ---------------------------------------------------------------------------------
