@@ -8,6 +8,7 @@
 # BuildKit is required (default since Docker Engine 23): the file uses heredocs and COPY --chmod.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm-slim
 
 # --------------------------------------------------------------------------------------------------
 # 1. Dependencies: the runtime part of requirements.lock, every wheel checked against its hash.
@@ -87,6 +88,13 @@ RUN python -m venv --without-pip /opt/venv \
 # --------------------------------------------------------------------------------------------------
 # 2. Runtime: code owned by root (read-only for the process), a non-root user, static files collected.
 # --------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
+# Chart.js for the dashboards, from the npm registry, pinned by package-lock.json (never committed).
+FROM ${NODE_IMAGE} AS vendor
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
 FROM ${PYTHON_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="ENRS" \
@@ -109,6 +117,8 @@ COPY --from=deps /opt/venv /opt/venv
 
 WORKDIR /app
 COPY . /app
+COPY --from=vendor /src/node_modules/chart.js/dist/chart.umd.min.js /app/enrs/dashboards/static/dashboards/vendor/
+COPY --from=vendor /src/node_modules/chart.js/LICENSE.md /app/enrs/dashboards/static/dashboards/vendor/chart.js-LICENSE.md
 
 # Static files are collected into the image (whitenoise serves them with hashed names). The production
 # settings refuse to load without SECRET_KEY, DATABASE_URL and REDIS_URL: build-only dummies are given

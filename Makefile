@@ -14,7 +14,11 @@ SCALE ?= small
 # Tests run on real PostgreSQL and Redis (defaults: the local services).
 TEST_ENV := DJANGO_SETTINGS_MODULE=enrs.settings.test
 
-.PHONY: help install run test lint format typecheck migrations-check pytest services worker beat lock seed clean
+# Chart.js for the dashboards, from the npm registry at install time (pinned in package-lock.json, never
+# committed); without it the dashboards show their tables only.
+STATIC_VENDOR := enrs/dashboards/static/dashboards/vendor
+
+.PHONY: static-vendor help install run test lint format typecheck migrations-check pytest services worker beat lock seed clean
 
 help:
 	@echo "make run     — installe, migre, charge la démo et sert le portail sur http://$(HOST):$(PORT)"
@@ -36,7 +40,18 @@ lock:
 	test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
 
-run: install
+$(STATIC_VENDOR)/chart.umd.min.js: package.json package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --ignore-scripts --no-audit --no-fund && \
+		cp node_modules/chart.js/dist/chart.umd.min.js $(STATIC_VENDOR)/chart.umd.min.js && \
+		cp node_modules/chart.js/LICENSE.md $(STATIC_VENDOR)/chart.js-LICENSE.md; \
+	else \
+		echo "npm est absent : les tableaux de bord n'afficheront que leurs tableaux (pas de graphiques)."; \
+	fi
+
+static-vendor: $(STATIC_VENDOR)/chart.umd.min.js
+
+run: install static-vendor
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo --scale $(SCALE) --if-empty --force
 	$(PY) manage.py seed_messagerie_demo --force
