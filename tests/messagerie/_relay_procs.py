@@ -147,7 +147,8 @@ class BrokerTask:
     ) -> None:
         from celery import Celery
 
-        self.app = Celery("relay-test-client", broker=broker_url)
+        # Not the current app: other tests' tasks must keep publishing to the test settings' broker.
+        self.app = Celery("relay-test-client", broker=broker_url, set_as_current=False)
         self.app.conf.broker_connection_timeout = 1.0
         self.app.conf.broker_connection_retry_on_startup = False
         self.app.conf.task_publish_retry = False
