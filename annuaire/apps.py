@@ -12,3 +12,7 @@ class AnnuaireConfig(AppConfig):
         from .fhir.resources import register
 
         register(registry)
+        # Department, category and collège of structures for the usage core (enrs.usage).
+        from . import usage_hooks
+
+        usage_hooks.register()

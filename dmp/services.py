@@ -420,12 +420,13 @@ def _audit(
     )
 
 
-def _usage(kind: str, document: Document) -> None:
+def _usage(kind: str, document: Document, *, actor: Any = None) -> None:
     usage_emit(
         kind,
         structure_id=document.structure_id,
         department=_department(document.structure),
         dims={"type_code": document.type_code, "source": document.source},
+        actor=actor,
     )
 
 
@@ -735,7 +736,7 @@ def document_submit(*, document: Document, actor: Any, request: HttpRequest | No
         document.submitted_at = timezone.now()
         document.save(update_fields=["status", "status_detail", "submitted_at", "updated_at"])
         _event(document, "queued", "Envoi au DMP demandé.", actor)
-        _usage("dmp.document_submitted", document)
+        _usage("dmp.document_submitted", document, actor=actor)
         outbox_dispatch_on_commit(submission, _submit_task())
         _audit("dmp.document.submit", document, actor=actor, request=request, submission=submission.pk)
     return submission

@@ -33,6 +33,7 @@ from django.utils import timezone
 from annuaire.models import Structure
 from enrs.accounts.roles import ADMINISTRATION, user_has_role
 from enrs.audit.services import audit_record
+from enrs.usage.services import usage_emit
 
 from .models import (
     Capacity,
@@ -297,6 +298,13 @@ def capacity_update(
             source=source,
             before=before,
             after=after,
+        )
+        usage_emit(
+            "ror.capacity_update",
+            structure_id=offer.structure_id,
+            occurred_at=now,
+            dims={"source": source, "values": len(parsed)},
+            actor=actor_user,
         )
         # Last step of the transaction: the audit chain's lock is held only until the commit.
         audit_record(

@@ -28,3 +28,11 @@ def send_stale_notice(self: Any, notice_id: int) -> str:
         return freshness.stale_notice_send(notice_id=notice_id)
     except Exception as exc:  # recorded on the row by the service
         raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from exc
+
+
+@shared_task(name="ror.tasks.usage_snapshot")
+def usage_snapshot() -> dict[str, int]:
+    """Run by beat each night: ROR freshness and beds available per department, for the dashboards."""
+    from .usage_hooks import usage_snapshots
+
+    return usage_snapshots()

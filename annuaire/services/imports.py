@@ -66,6 +66,7 @@ from django.utils import timezone
 
 from enrs.audit.models import AuditEvent
 from enrs.audit.services import audit_record
+from enrs.usage.services import usage_emit
 
 from ..bulk import Table, write_rows
 from ..models import ImportKind, ImportRejection, ImportRun, ImportStatus
@@ -326,6 +327,12 @@ def _run_import(
             run.rows_created, run.rows_updated = counts.created, counts.updated
             run.rows_unchanged, run.rows_deactivated = counts.unchanged, counts.deactivated
             run.save()
+            usage_emit(
+                "annuaire.import",
+                value=float(run.rows_read),
+                dims={"import_kind": run.kind, "status": "succeeded", "rejected": run.rows_rejected},
+                actor=actor,
+            )
             audit_record(
                 action=AUDIT_ACTION,
                 actor=actor,
@@ -374,6 +381,9 @@ def _record_failure(run: ImportRun, message: str, actor: Any) -> None:
             rows_deactivated=0,
         )
         run.refresh_from_db()
+        usage_emit(
+            "annuaire.import", value=0.0, dims={"import_kind": run.kind, "status": "failed"}, actor=actor
+        )
         audit_record(
             action=AUDIT_ACTION,
             actor=actor,

@@ -61,7 +61,7 @@ def sign_in(
     audit_record(
         action="auth.login", request=request, actor=user, detail={**(detail or {}), "method": method.value}
     )
-    usage_emit("auth.sign_in", dims={"method": method.value, "role": getattr(user, "role", "")})
+    usage_emit("auth.sign_in", dims={"method": method.value, "role": getattr(user, "role", "")}, actor=user)
 
 
 def upgrade(request: HttpRequest, *, method: AuthMethod) -> None:
@@ -71,5 +71,7 @@ def upgrade(request: HttpRequest, *, method: AuthMethod) -> None:
     request.session.cycle_key()
     request.session[SESSION_METHOD_KEY] = method.value
     usage_emit(
-        "auth.sign_in_upgraded", dims={"method": method.value, "role": getattr(request.user, "role", "")}
+        "auth.sign_in_upgraded",
+        dims={"method": method.value, "role": getattr(request.user, "role", "")},
+        actor=request.user,
     )

@@ -186,7 +186,12 @@ def _department(structure: Structure | None) -> str:
 
 
 def _usage(
-    act: Act, state: str, *, delay_since: dt.datetime | None = None, now: dt.datetime | None = None
+    act: Act,
+    state: str,
+    *,
+    delay_since: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    actor: Any = None,
 ) -> None:
     dims: dict[str, Any] = {
         "act_type": act.act_type,
@@ -200,6 +205,7 @@ def _usage(
         structure_id=act.requester_structure_id,
         department=_department(act.requester_structure),
         dims=dims,
+        actor=actor,
     )
 
 
@@ -428,7 +434,7 @@ def act_send(*, act: Act, actor: Any, request: HttpRequest | None = None) -> Act
             recipients = [act.requested_professional]
             notified = "requested_professional"
         _event(act, "sent", actor, expires_at=act.expires_at, notified=notified, recipients=len(recipients))
-        _usage(act, "sent")
+        _usage(act, "sent", actor=actor)
         _notify(
             recipients,
             f"[ENRS] Nouvelle demande de {_act_label(act)}",
@@ -461,7 +467,7 @@ def act_accept(*, act: Act, actor: Any, request: HttpRequest | None = None) -> A
         rooms.room_create(act=act)
         on_call = act.pool is not None and actor in pool_services.pool_on_call(act.pool, now)
         _event(act, "accepted", actor, on_call=on_call, room=bool(act.room_name), fallback=act.fallback)
-        _usage(act, "accepted", delay_since=act.sent_at, now=now)
+        _usage(act, "accepted", delay_since=act.sent_at, now=now, actor=actor)
         _notify(
             [act.requester],
             f"[ENRS] Demande de {_act_label(act)} acceptée",
@@ -728,7 +734,7 @@ def act_close(*, act: Act, actor: Any, request: HttpRequest | None = None) -> Ac
         act.closed_at = now
         act.save(update_fields=["status", "closed_at", "updated_at"])
         _event(act, "closed", actor)
-        _usage(act, "closed", delay_since=act.sent_at, now=now)
+        _usage(act, "closed", delay_since=act.sent_at, now=now, actor=actor)
         _audit("close", act, actor, request)
     return act
 
