@@ -6,6 +6,8 @@ from enrs.core import views as core_views
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
+    # Before the core's include: the dashboards app replaces the core's "tableaux-de-bord/" landing.
+    path("tableaux-de-bord/", include("enrs.dashboards.urls")),
     path("", include("enrs.core.urls")),
     path("compte/", include("enrs.accounts.urls")),
     path("audit/", include("enrs.audit.urls")),
@@ -15,11 +17,13 @@ urlpatterns = [
     path("dmp/", include("dmp.urls")),
     path("telemedecine/", include("telemedecine.urls")),
     path("ror/", include("ror.urls")),
+    path("urgences/", include("enrs.rpu.urls")),
     path("api/ror/", include("ror.api.urls")),
     path("api/annuaire/", include("annuaire.api.urls")),
     path("api/messagerie/", include("messagerie.api.urls")),
     path("api/dmp/", include("dmp.api.urls")),
     path("api/telemedecine/", include("telemedecine.api.urls")),
+    path("api/tableaux-de-bord/", include("enrs.dashboards.api.urls")),
     path("fhir/", include("enrs.fhir.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -87,7 +87,7 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "dashboards",
         "Tableaux de bord",
-        "core:dashboards",
+        "dashboards:index",
         "Les indicateurs d'usage des services et de déploiement, pour l'ARS et le GCS "
         "(données agrégées, jamais nominatives).",
         roles.DASHBOARDS_ACCESS,

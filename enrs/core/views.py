@@ -5,10 +5,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from enrs.accounts.roles import DASHBOARDS_ACCESS, access_required
-
 from .health import health_report
-from .navigation import SERVICES, service
+from .navigation import SERVICES
 
 
 @login_not_required
@@ -44,14 +42,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "services": services,
     }
     return JsonResponse(body, status=200 if healthy else 503)
-
-
-@access_required(DASHBOARDS_ACCESS)
-@require_GET
-def dashboards(request: HttpRequest) -> HttpResponse:
-    return render(
-        request, "core/service_landing.html", {"service": service("dashboards"), "title": "Tableaux de bord"}
-    )
 
 
 @login_not_required
