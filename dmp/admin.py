@@ -5,18 +5,9 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from enrs.audit.admin_mixins import ReadOnlyModelAdmin
+
 from .models import Document, DocumentEvent, Submission, SubmissionAttempt
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class DocumentEventInline(admin.TabularInline):
@@ -31,7 +22,7 @@ class DocumentEventInline(admin.TabularInline):
 
 
 @admin.register(Document)
-class DocumentAdmin(ReadOnlyAdmin):
+class DocumentAdmin(ReadOnlyModelAdmin):
     # No patient name in lists: the patient is shown by primary key only (reads are audited in the portal).
     list_display = ("pk", "title", "type_code", "version_number", "status", "structure", "created_at")
     list_filter = ("status", "source", "masked_from_professionals", "invisible_to_patient")
@@ -53,7 +44,7 @@ class SubmissionAttemptInline(admin.TabularInline):
 
 
 @admin.register(Submission)
-class SubmissionAdmin(ReadOnlyAdmin):
+class SubmissionAdmin(ReadOnlyModelAdmin):
     list_display = ("pk", "document", "kind", "status", "attempts", "last_error_code", "created_at")
     list_filter = ("kind", "status")
     list_select_related = ("document",)

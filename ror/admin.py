@@ -1,11 +1,8 @@
 """Django admin of the ror app: offers and locations editable; history, tokens and notices read-only."""
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
-from enrs.audit.admin_mixins import AuditedModelAdmin
+from enrs.audit.admin_mixins import AuditedModelAdmin, ReadOnlyModelAdmin
 
 from .models import (
     Capacity,
@@ -17,17 +14,6 @@ from .models import (
     StaleNotice,
     StructureMembership,
 )
-
-
-class ReadOnlyAdmin(AuditedModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class OfferClosureInline(admin.TabularInline):
@@ -59,7 +45,7 @@ class OfferLocationAdmin(AuditedModelAdmin):
 
 
 @admin.register(Capacity)
-class CapacityAdmin(ReadOnlyAdmin):
+class CapacityAdmin(ReadOnlyModelAdmin):
     """Capacities change through capacity_update only (rules, history, audit)."""
 
     list_display = ("offer", "location", "capacity_type", "status", "count", "updated_at")
@@ -68,7 +54,7 @@ class CapacityAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CapacityUpdate)
-class CapacityUpdateAdmin(ReadOnlyAdmin):
+class CapacityUpdateAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "offer", "location", "source", "actor", "token")
     list_filter = ("source",)
     search_fields = ("offer__identifier",)
@@ -82,7 +68,7 @@ class StructureMembershipAdmin(AuditedModelAdmin):
 
 
 @admin.register(RorApiToken)
-class RorApiTokenAdmin(ReadOnlyAdmin):
+class RorApiTokenAdmin(ReadOnlyModelAdmin):
     """Tokens are created with ``manage.py create_ror_token`` (the secret is shown once)."""
 
     list_display = ("name", "key_prefix", "created_by", "created_at", "last_used_at", "revoked_at")
@@ -90,6 +76,6 @@ class RorApiTokenAdmin(ReadOnlyAdmin):
 
 
 @admin.register(StaleNotice)
-class StaleNoticeAdmin(ReadOnlyAdmin):
+class StaleNoticeAdmin(ReadOnlyModelAdmin):
     list_display = ("day", "structure", "offer_count", "status", "attempts", "sent_at")
     list_filter = ("status",)

@@ -5,14 +5,11 @@ audits it; patient reads happen in the portal, where they are audited): lists sh
 Pools, their rota, PACS peers and allowed DICOM senders are configuration that support may edit.
 """
 
-from typing import Any
-
 from django import forms
 from django.contrib import admin
 from django.db import models
-from django.http import HttpRequest
 
-from enrs.audit.admin_mixins import AuditedModelAdmin
+from enrs.audit.admin_mixins import AuditedModelAdmin, ReadOnlyModelAdmin, ReadOnlyTabularInline
 
 from .models import (
     Act,
@@ -27,28 +24,6 @@ from .models import (
     Study,
     Transfer,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ShiftInline(admin.TabularInline):
@@ -67,32 +42,32 @@ class PoolAdmin(AuditedModelAdmin):
     inlines = [ShiftInline]
 
 
-class ActEventInline(ReadOnlyInline):
+class ActEventInline(ReadOnlyTabularInline):
     model = ActEvent
     fields = ("at", "event", "actor", "detail")
     readonly_fields = fields
 
 
-class ParticipantInline(ReadOnlyInline):
+class ParticipantInline(ReadOnlyTabularInline):
     model = Participant
     fields = ("user", "name", "role", "function", "added_at")
     readonly_fields = fields
 
 
-class IncidentInline(ReadOnlyInline):
+class IncidentInline(ReadOnlyTabularInline):
     model = Incident
     fields = ("occurred_at", "code", "description", "reported_by")
     readonly_fields = fields
 
 
-class AmendmentInline(ReadOnlyInline):
+class AmendmentInline(ReadOnlyTabularInline):
     model = ActAmendment
     fields = ("at", "author", "text")
     readonly_fields = fields
 
 
 @admin.register(Act)
-class ActAdmin(ReadOnlyAdmin):
+class ActAdmin(ReadOnlyModelAdmin):
     # No patient in lists or forms: the act's patient data are read in the portal (audited).
     list_display = ("reference", "act_type", "urgency", "status", "requester_structure", "pool", "created_at")
     list_filter = ("status", "act_type", "urgency")
@@ -127,7 +102,7 @@ class ActAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Study)
-class StudyAdmin(ReadOnlyAdmin):
+class StudyAdmin(ReadOnlyModelAdmin):
     list_display = (
         "pk",
         "modalities",
@@ -158,7 +133,7 @@ class StudyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdmin):
+class TransferAdmin(ReadOnlyModelAdmin):
     list_display = (
         "pk",
         "study",

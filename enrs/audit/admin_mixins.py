@@ -50,3 +50,28 @@ class AuditedModelAdmin(admin.ModelAdmin):
             audit_admin_change(request, obj, "update", list(changed))
         for obj in getattr(formset, "deleted_objects", []):
             audit_admin_change(request, obj, "delete")
+
+
+class ReadOnlyModelAdmin(AuditedModelAdmin):
+    """Rows written only by services (messages, documents, acts, audit-relevant history): the admin shows
+    them, never adds, changes or deletes them."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyTabularInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -6,20 +6,10 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 
+from enrs.audit.admin_mixins import ReadOnlyModelAdmin
 from enrs.audit.services import audit_record
 
 from .models import Consent, IdentityStatusChange, Patient
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class IdentityStatusChangeInline(admin.TabularInline):
@@ -34,7 +24,7 @@ class IdentityStatusChangeInline(admin.TabularInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(ReadOnlyAdmin):
+class PatientAdmin(ReadOnlyModelAdmin):
     list_display = ("birth_family_name", "first_given_name", "birth_date", "identity_status", "created_at")
     list_filter = ("identity_status",)
     search_fields = ("=ins", "birth_family_name", "used_family_name")
@@ -57,7 +47,7 @@ class PatientAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Consent)
-class ConsentAdmin(ReadOnlyAdmin):
+class ConsentAdmin(ReadOnlyModelAdmin):
     list_display = ("patient", "kind", "professional", "recorded_at", "withdrawn_at")
     list_filter = ("kind",)
     list_select_related = ("patient", "professional")
