@@ -12,6 +12,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest
 
 from annuaire.models import Structure
+from annuaire.selectors.structures import structures_of_user
 from enrs.accounts.roles import Role, user_has_role
 from enrs.audit.services import audit_record
 from enrs.outbox.models import OutboxStatus
@@ -24,20 +25,6 @@ RECENT_LIMIT = 20
 
 # Documents the DMP holds as the current version: their visibility may change, they may be replaced.
 ACTIVE_STATUSES = (DocumentStatus.ACCEPTED, DocumentStatus.UPDATED)
-
-
-def structures_for_user(user: Any) -> QuerySet[Structure]:
-    """The active structures where the user works, from the directory (their IdNat_PS's exercices)."""
-    idnat = getattr(user, "idnat_ps", "") or ""
-    if not idnat:
-        return Structure.objects.none()
-    return (
-        Structure.objects.filter(
-            is_active=True, exercices__professional__idnat_ps=idnat, exercices__professional__is_active=True
-        )
-        .distinct()
-        .order_by("name", "pk")
-    )
 
 
 def _document_rows() -> QuerySet[Document]:
@@ -107,7 +94,7 @@ def submission_list_failed(*, user: Any, structure: Structure | None = None) -> 
         "document", "document__patient", "document__structure", "requested_by"
     )
     if not user_has_role(user, frozenset({Role.ADMIN})):
-        rows = rows.filter(document__structure__in=structures_for_user(user))
+        rows = rows.filter(document__structure__in=structures_of_user(user))
     if structure is not None:
         rows = rows.filter(document__structure=structure)
     return rows.order_by("document__structure__name", "document__structure_id", "-updated_at", "-pk")
@@ -123,7 +110,7 @@ def document_may_write(*, document: Document, user: Any) -> bool:
     structure). The services check the patient's rights again."""
     if document.author_id == getattr(user, "pk", None):
         return True
-    return structures_for_user(user).filter(pk=document.structure_id).exists()
+    return structures_of_user(user).filter(pk=document.structure_id).exists()
 
 
 def document_content(*, document: Document, kind: str) -> bytes:

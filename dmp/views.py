@@ -21,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from annuaire.selectors.structures import structures_of_user
 from enrs.accounts.roles import CLINICAL_ACCESS, access_required
 from enrs.audit.services import audit_record
 from enrs.core.navigation import service
@@ -163,7 +164,7 @@ def patient_documents(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 def document_feed(request: HttpRequest, pk: int) -> HttpResponseBase:
     patient = _patient(request, pk, "dmp.feed")
-    structures = selectors.structures_for_user(request.user)
+    structures = structures_of_user(request.user)
     posted = (request.POST, request.FILES) if request.method == "POST" else ()
     form = FeedForm(*posted, structures=structures)
 

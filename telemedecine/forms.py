@@ -13,6 +13,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from annuaire.models import Structure
+from annuaire.selectors.structures import structures_of_user
 from enrs.accounts.models import User
 from enrs.accounts.roles import Role
 from enrs.patients.forms import DsfrForm
@@ -63,20 +64,6 @@ def user_label(user: User) -> str:
 class UserChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return user_label(obj)
-
-
-def structures_of(user: Any) -> QuerySet[Structure]:
-    """The active structures where ``user`` works (the directory's exercices of their IdNat_PS)."""
-    idnat = getattr(user, "idnat_ps", "") or ""
-    if not idnat:
-        return Structure.objects.none()
-    return (
-        Structure.objects.filter(
-            is_active=True, exercices__professional__idnat_ps=idnat, exercices__professional__is_active=True
-        )
-        .distinct()
-        .order_by("name", "pk")
-    )
 
 
 def clinicians_except(user: Any) -> QuerySet[User]:
@@ -130,7 +117,7 @@ class ActCreateForm(DsfrForm):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["requester_structure"].queryset = structures_of(user)  # type: ignore[attr-defined]
+        self.fields["requester_structure"].queryset = structures_of_user(user)  # type: ignore[attr-defined]
         self.fields["pool"].queryset = Pool.objects.filter(is_active=True).order_by("name")  # type: ignore[attr-defined]
         self.fields["requested_professional"].queryset = clinicians_except(user)  # type: ignore[attr-defined]
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.test import RequestFactory
 
+from annuaire.selectors.structures import structures_of_user
 from dmp import selectors, services
 from dmp.models import Document, DocumentStatus, Submission
 from enrs.audit.models import AuditEvent
@@ -43,8 +44,8 @@ def test_structures_of_a_user_come_from_their_exercices() -> None:
     second = StructureFactory(name="AAA Clinique")
     ExerciceFactory(professional=clinic.professional, structure=second)
     ExerciceFactory(professional=clinic.professional, structure=second, role_code="FON-05")
-    assert list(selectors.structures_for_user(clinic.user)) == [second, clinic.structure]
-    assert not selectors.structures_for_user(make_user(clinician=True)).exists()  # no IdNat_PS
+    assert list(structures_of_user(clinic.user)) == [second, clinic.structure]
+    assert not structures_of_user(make_user(clinician=True)).exists()  # no IdNat_PS
 
 
 def test_documents_of_a_patient_hide_masked_documents_from_other_professionals() -> None:
