@@ -496,17 +496,7 @@ def _create_document(
                 confidentiality=_code(
                     "confidentiality", confidentiality, "Confidentialité", "confidentiality"
                 ),
-                patient=cda.PatientIdentity(
-                    ins=patient.ins,
-                    ins_oid=patient.ins_oid,
-                    birth_family_name=patient.birth_family_name,
-                    birth_given_names=patient.given_names,
-                    first_given_name=patient.first_given_name,
-                    sex=patient.sex,
-                    birth_date=patient.birth_date,
-                    birth_place_insee=patient.birth_place_insee,
-                    used_family_name=patient.used_family_name,
-                ),
+                patient=patient.cda_identity(),
                 author=author,
                 author_organization=organization,
                 custodian=organization,

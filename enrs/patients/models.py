@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from enrs.standards import cda
+
 from . import ins as ins_codes
 
 
@@ -147,6 +149,21 @@ class Patient(models.Model):
         family = self.used_family_name or self.birth_family_name
         given = self.used_given_name or self.first_given_name
         return f"{family.upper()} {given}"
+
+    def cda_identity(self, *, ins: str | None = None, ins_oid: str | None = None) -> cda.PatientIdentity:
+        """The patient as a CDA recordTarget: the five traits, with the matricule INS (or the identifier
+        the caller gives instead, e.g. a local one when the identity is not qualified)."""
+        return cda.PatientIdentity(
+            ins=self.ins if ins is None else ins,
+            ins_oid=self.ins_oid if ins_oid is None else ins_oid,
+            birth_family_name=self.birth_family_name,
+            birth_given_names=self.given_names,
+            first_given_name=self.first_given_name,
+            sex=self.sex,
+            birth_date=self.birth_date,
+            birth_place_insee=self.birth_place_insee,
+            used_family_name=self.used_family_name,
+        )
 
     def traits(self) -> ins_codes.InsTraits:
         return ins_codes.InsTraits(

@@ -375,17 +375,7 @@ def _build_cda_xdm(
         specialty_code=specialty,
     )
     organization = cda.Organization(idnat_struct=_idnat_struct(structure), name=structure.name)
-    identity = cda.PatientIdentity(
-        ins=patient.ins,
-        ins_oid=patient.ins_oid,
-        birth_family_name=patient.birth_family_name,
-        birth_given_names=patient.given_names,
-        first_given_name=patient.first_given_name,
-        sex=patient.sex,
-        birth_date=patient.birth_date,
-        birth_place_insee=patient.birth_place_insee,
-        used_family_name=patient.used_family_name,
-    )
+    identity = patient.cda_identity()
     spec = cda.CdaLevel1Spec(
         document_id_root=root,
         document_id_extension=doc_ext,
