@@ -1,6 +1,7 @@
 """Dashboards at 10 000 000 usage events: rollup time and dashboard latency.
 
-    .venv/bin/python bench/dashboards.py [--events 10000000] [--runs 20] [--keep | --reuse]
+    .venv/bin/python bench/dashboards.py [--events 10000000] [--runs 20] [--keep] [--reuse | --reuse-events]
+        [--db-name NAME] [--only selectors|endpoints]
 
 1. Creates a dedicated database (``enrs_bench_dashboards``) and migrates it (unless ``--reuse``).
 2. Generates one year of raw usage events with ``COPY … FROM STDIN`` (streamed in chunks: memory stays
@@ -13,7 +14,8 @@
    filter, by day / week / month, breakdowns, distinct active professionals; and, when the dashboards
    app is installed, its pages and JSON API in-process (Django test client, signed in as an ARS analyst).
    Prints p50 / p95 per case (target: < 200 ms).
-5. Drops the database unless ``--keep`` (``--reuse`` then skips steps 1-3 next time).
+5. Drops the database unless ``--keep`` (``--reuse`` then skips steps 1-3 next time; ``--reuse-events``
+   keeps the raw events but migrates and redoes the rollup, after a change of the rollups).
 """
 
 from __future__ import annotations
@@ -278,6 +280,8 @@ def rollup(start: dt.datetime) -> None:
             "usage_usagemonthly",
             "usage_usageactordaily",
             "usage_usageactormonthly",
+            "usage_usagecube",
+            "usage_usagedistinct",
         ):
             cursor.execute(f"VACUUM ANALYZE {table}")
     sizes = {
@@ -443,8 +447,15 @@ def endpoints(runs: int) -> list[tuple[str, float, float]]:
     client = Client()
     client.force_login(user)
     urls = ["/tableaux-de-bord/", "/api/tableaux-de-bord/"]
-    for slug in ("synthese", "messagerie", "dmp", "telemedecine", "connexions"):
+    for slug in ("messagerie", "dmp", "telemedecine", "connexions", "ror", "annuaire"):
         urls.append(f"/tableaux-de-bord/{slug}/")
+    # The JSON API of one chart (the heaviest ones: targets summary, distinct actors per week).
+    for slug, chart in (
+        ("synthese", "objectifs"),
+        ("telemedecine", "professionnels"),
+        ("messagerie", "envois"),
+    ):
+        urls.append(f"/api/tableaux-de-bord/{slug}/{chart}/")
     results = []
     for url in urls:
         response = client.get(url)
@@ -465,25 +476,41 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     parser.add_argument("--reuse", action="store_true", help="reuse a kept database (skip load and rollup)")
+    parser.add_argument(
+        "--reuse-events",
+        action="store_true",
+        help="reuse the raw events of a kept database: migrate it and redo the rollup only",
+    )
+    parser.add_argument("--db-name", default=DB_NAME, help=f"database to use (default {DB_NAME})")
+    parser.add_argument("--only", choices=["selectors", "endpoints"], help="time only these cases")
     args = parser.parse_args()
-    database_url = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+    db_name = args.db_name
+    if not db_name.replace("_", "").isalnum():
+        parser.error("invalid database name")
+    database_url = f"postgres://postgres@127.0.0.1:5432/{db_name}"
     end = dt.date.today() - dt.timedelta(days=1)
     start = dt.datetime.combine(end - dt.timedelta(days=364), dt.time.min, tzinfo=dt.UTC)
     try:
-        if not args.reuse:
-            _pg(f"DROP DATABASE IF EXISTS {DB_NAME}")
-            _pg(f"CREATE DATABASE {DB_NAME}")
+        if not args.reuse and not args.reuse_events:
+            _pg(f"DROP DATABASE IF EXISTS {db_name}")
+            _pg(f"CREATE DATABASE {db_name}")
             started = time.perf_counter()
             _manage(database_url, "migrate", "--no-input", "-v0")
             print(f"migrated in {time.perf_counter() - started:.0f} s")
+        if args.reuse_events:
+            _manage(database_url, "migrate", "--no-input", "-v0")
         _setup_django(database_url)
-        if not args.reuse:
+        if not args.reuse and not args.reuse_events:
             load(args.events, start)
+        if not args.reuse:
             rollup(start)
-        print(f"selector latency ({args.runs} runs each):")
-        results = latency(args.runs, end)
-        print("endpoint latency (in-process, ARS analyst):")
-        results += endpoints(max(5, args.runs // 4))
+        results: list[tuple[str, float, float]] = []
+        if args.only in (None, "selectors"):
+            print(f"selector latency ({args.runs} runs each):")
+            results += latency(args.runs, end)
+        if args.only in (None, "endpoints"):
+            print("endpoint latency (in-process, ARS analyst):")
+            results += endpoints(max(5, args.runs // 4))
         worst = max(results, key=lambda r: r[2])
         print(f"worst p95: {worst[2]:.1f} ms ({worst[0]}); target < 200 ms")
     finally:
@@ -491,8 +518,8 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-            _pg(f"DROP DATABASE IF EXISTS {DB_NAME}")
-            print(f"database {DB_NAME} dropped")
+            _pg(f"DROP DATABASE IF EXISTS {db_name}")
+            print(f"database {db_name} dropped")
 
 
 if __name__ == "__main__":

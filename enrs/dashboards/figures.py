@@ -9,21 +9,20 @@ suppressed there: value None, suppressed True). Nothing here reads raw events or
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.utils.formats import number_format
 
+from enrs.usage import selectors as usage_selectors
 from enrs.usage.indicators import Indicator, get_indicator
-from enrs.usage.selectors import (
-    Point,
-    indicator_breakdown,
-    indicator_series,
-    indicator_total,
-    targets_for,
-)
+from enrs.usage.models import Target
+from enrs.usage.selectors import Point, Row
 
 from .catalog import BREAKDOWN_LABELS, ChartSpec, Mode, PageSpec
 
@@ -35,6 +34,51 @@ GRANULARITIES = {"day": "Jour", "week": "Semaine", "month": "Mois"}
 DRILL = {"department": "departement", "category": "categorie", "college": "college"}
 # Aggregations whose yearly target is a cumulated number (the expected value grows with the days).
 CUMULATIVE = frozenset({"count", "sum"})
+
+
+# --- Per-request memo of selector calls ---------------------------------------------------------------------
+# A page draws several charts from the same figures (the overview's target summary and its series both read
+# each indicator's total and target): within one `selector_memo()` block, an identical selector call is
+# answered from the first one. Nothing outlives the block (no cache across requests).
+_MEMO: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("dashboards_selector_memo", default=None)
+_T = TypeVar("_T")
+
+
+@contextmanager
+def selector_memo() -> Iterator[None]:
+    """Within the block, identical selector calls run once (one page or one API request)."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+def _memo(fn: Callable[..., _T], code: str, **kwargs: Any) -> _T:
+    memo = _MEMO.get()
+    if memo is None:
+        return fn(code, **kwargs)
+    key = (fn.__name__, code, tuple(sorted(kwargs.items())))
+    if key not in memo:
+        memo[key] = fn(code, **kwargs)
+    result: _T = memo[key]
+    return result
+
+
+def indicator_series(code: str, **kwargs: Any) -> list[Point]:
+    return _memo(usage_selectors.indicator_series, code, **kwargs)
+
+
+def indicator_total(code: str, **kwargs: Any) -> Point:
+    return _memo(usage_selectors.indicator_total, code, **kwargs)
+
+
+def indicator_breakdown(code: str, **kwargs: Any) -> list[Row]:
+    return _memo(usage_selectors.indicator_breakdown, code, **kwargs)
+
+
+def targets_for(code: str, year: int, department: str | None = None) -> Target | None:
+    return _memo(usage_selectors.targets_for, code, year=year, department=department)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from . import rpu_figures
 from .catalog import PAGES, page_get
-from .figures import Figure, Filters, figure_build
+from .figures import Figure, Filters, figure_build, selector_memo
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,4 +67,5 @@ def figure_for(slug: str, chart: str, filters: Filters) -> Figure | None:
     chart_spec = spec.chart(chart) if spec else None
     if spec is None or chart_spec is None:
         return None
-    return figure_build(spec, chart_spec, filters)
+    with selector_memo():
+        return figure_build(spec, chart_spec, filters)

@@ -30,7 +30,7 @@ from enrs.usage.services import target_delete, target_set
 from . import rpu_figures
 from .catalog import PAGES, PageSpec, page_get
 from .exports import figure_csv, figure_xlsx
-from .figures import Figure, Filters, figure_build
+from .figures import Figure, Filters, figure_build, selector_memo
 from .forms import FilterForm, TargetForm, filters_from_query, query_error
 from .selectors import figure_for
 
@@ -141,7 +141,8 @@ def _render_page(
 
 def _page(request: HttpRequest, page: PageSpec) -> HttpResponse:
     form, filters = filters_from_query(request.GET)
-    figures = [figure_build(page, chart, filters) for chart in page.charts]
+    with selector_memo():  # the charts of one page share their identical selector calls
+        figures = [figure_build(page, chart, filters) for chart in page.charts]
     return _render_page(
         request,
         slug=page.slug,

@@ -385,3 +385,10 @@ def rolled_up_dimensions() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
             for dim, _label in indicator.breakdowns:
                 values[term.kind].add(dim)
     return dict(values), dict(sums)
+
+
+def distinct_key(indicator: Indicator) -> str:
+    """The key of the precomputed distinct actors of a distinct indicator: its event kind, or for one over
+    several kinds "=" and its code (no event kind starts with "=")."""
+    kinds = sorted({term.kind for term in indicator.numerator})
+    return kinds[0] if len(kinds) == 1 else f"={indicator.code}"

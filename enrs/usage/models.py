@@ -159,11 +159,20 @@ class UsageCube(models.Model):
         return f"{self.kind} {self.period_kind}{self.period} niveau {self.level}"
 
 
+class DistinctSpan(models.TextChoices):
+    MONTH = "m", "mois"
+    WEEK = "w", "semaine"
+    YEAR = "y", "année"
+
+
 class UsageDistinct(models.Model):
-    """Distinct actors per month, kind and filter (grouping sets of ``UsageActorMonthly``), so that the
-    monthly "active professionals" of the region or of one department is one row per month."""
+    """Distinct actors per month (or ISO week, or calendar year), kind and filter (grouping sets of the
+    actor rollups), so that the "active professionals" of the region or of one department over a month,
+    a week or a year is one row. ``month`` is the first day of the span (Monday for a week, 1 January for
+    a year)."""
 
     id = models.BigAutoField(primary_key=True)
+    span = models.CharField("durée", max_length=1, choices=DistinctSpan.choices, default=DistinctSpan.MONTH)
     month = models.DateField("mois")
     level = models.PositiveSmallIntegerField("niveau", choices=CubeLevel.choices)
     kind = models.CharField("événement", max_length=60)
@@ -178,6 +187,7 @@ class UsageDistinct(models.Model):
         indexes = [
             models.Index(fields=["level", "kind", "month"], name="usage_distinct_idx"),
             models.Index(fields=["month"], name="usage_distinct_month_idx"),
+            models.Index(fields=["span", "level", "kind", "month"], name="usage_distinct_span_idx"),
         ]
 
     def __str__(self) -> str:

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .indicators import rolled_up_dimensions
+from .indicators import INDICATORS, distinct_key, rolled_up_dimensions
 from .models import (
     RollupState,
     UsageActorDaily,
@@ -176,19 +176,46 @@ _MONTHLY_INSERT = """
      GROUP BY kind, {context}, dim_key, dim_value
 """
 _DISTINCT_INSERT = """
-    INSERT INTO {distinct} (month, level, kind, department, category, college, actors)
-    SELECT %(month)s, GROUPING(department, category, college), kind, department, category, college,
+    INSERT INTO {{distinct}} (span, month, level, kind, department, category, college, actors)
+    SELECT '{span}', %(month)s, GROUPING(department, category, college), kind, department, category, college,
            count(DISTINCT actor)
-      FROM {actor_monthly} WHERE month = %(month)s
+      FROM (
+        SELECT kind, actor, department, category, college FROM {source} WHERE {where}
+        UNION ALL
+        SELECT u.name, a.actor, a.department, a.category, a.college
+          FROM {source} a JOIN unnest(%(u_kinds)s::text[], %(u_names)s::text[]) AS u(kind, name)
+            ON u.kind = a.kind
+         WHERE {where}
+      ) s
      GROUP BY GROUPING SETS (
         (kind), (kind, department), (kind, category), (kind, college), (kind, department, category, college)
      )
 """
+_DISTINCT_MONTH = _DISTINCT_INSERT.format(span="m", source="{actor_monthly}", where="month = %(month)s")
+# ISO weeks (from the daily actors) and calendar years (from the monthly actors: 12 partitions at most).
+_DISTINCT_WEEK = _DISTINCT_INSERT.format(
+    span="w", source="{actor_daily}", where="day >= %(month)s AND day < %(end)s"
+)
+_DISTINCT_YEAR = _DISTINCT_INSERT.format(
+    span="y", source="{actor_monthly}", where="month >= %(month)s AND month < %(end)s"
+)
 _ACTOR_MONTHLY_INSERT = """
     INSERT INTO {actor_monthly} (month, kind, actor, {context})
     SELECT DISTINCT %(month)s::date, kind, actor, {context}
       FROM {actor_daily} WHERE day >= %(month)s AND day < %(end)s
 """
+
+
+def _union_params() -> dict[str, list[str]]:
+    """Distinct indicators over several kinds (e.g. acts requested *or* accepted): each of their kinds'
+    actors also counted under the indicator's own key (``distinct_key``), once per actor."""
+    pairs = sorted(
+        (term.kind, distinct_key(indicator))
+        for indicator in INDICATORS
+        if indicator.aggregation == "distinct" and len({t.kind for t in indicator.numerator}) > 1
+        for term in indicator.numerator
+    )
+    return {"u_kinds": [kind for kind, _ in pairs], "u_names": [name for _, name in pairs]}
 
 
 def _month(day: dt.date) -> dt.date:
@@ -209,8 +236,8 @@ def recompute_months(months: Iterable[dt.date]) -> int:
             cursor.execute(_sql("DELETE FROM {actor_monthly} WHERE month = %(month)s"), params)
             cursor.execute(_sql(_MONTHLY_INSERT), params)
             cursor.execute(_sql(_ACTOR_MONTHLY_INSERT), params)
-            cursor.execute(_sql("DELETE FROM {distinct} WHERE month = %(month)s"), params)
-            cursor.execute(_sql(_DISTINCT_INSERT), params)
+            cursor.execute(_sql("DELETE FROM {distinct} WHERE span = 'm' AND month = %(month)s"), params)
+            cursor.execute(_sql(_DISTINCT_MONTH), {**params, **_union_params()})
             cursor.execute(_sql("DELETE FROM {cube} WHERE period_kind = 'm' AND period = %(month)s"), params)
             cursor.execute(
                 _sql(_CUBE_INSERT.format(kind="m", source="{monthly}", period="month")),
@@ -218,6 +245,38 @@ def recompute_months(months: Iterable[dt.date]) -> int:
             )
             count += 1
     return count
+
+
+def _monday(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def recompute_weeks(days: Iterable[dt.date]) -> int:
+    """Recompute the weekly distinct actors of the ISO weeks of ``days`` (after their days)."""
+    weeks = sorted({_monday(day) for day in days})
+    with connection.cursor() as cursor:
+        for week in weeks:
+            params = {"month": week, "end": week + dt.timedelta(days=7)}
+            cursor.execute(_sql("DELETE FROM {distinct} WHERE span = 'w' AND month = %(month)s"), params)
+            cursor.execute(_sql(_DISTINCT_WEEK), {**params, **_union_params()})
+    return len(weeks)
+
+
+def recompute_years(days: Iterable[dt.date]) -> int:
+    """Recompute the yearly distinct actors of the calendar years of ``days`` (after their months)."""
+    years = sorted({day.year for day in days})
+    with connection.cursor() as cursor:
+        for year in years:
+            params = {"month": dt.date(year, 1, 1), "end": dt.date(year + 1, 1, 1)}
+            cursor.execute(_sql("DELETE FROM {distinct} WHERE span = 'y' AND month = %(month)s"), params)
+            cursor.execute(_sql(_DISTINCT_YEAR), {**params, **_union_params()})
+    return len(years)
+
+
+def recompute_spans(days: Iterable[dt.date]) -> tuple[int, int]:
+    """Weeks and years of ``days``: (weeks, years) recomputed."""
+    days = list(days)
+    return recompute_weeks(days), recompute_years(days)
 
 
 def _lock(cursor: object) -> bool:
@@ -247,6 +306,7 @@ def rollup_run(*, now: dt.datetime | None = None) -> RollupResult:
         for first, last in _ranges(days):
             recompute_days(first, last)
         months = recompute_months(days)
+        recompute_spans(days)
         state.last_event_id = max(top, state.last_event_id)
         state.save()
     return RollupResult(days=len(days), months=months, last_event_id=state.last_event_id)
@@ -271,6 +331,7 @@ def rollup_rebuild(*, since: dt.date | None = None, progress: object = None) -> 
     with transaction.atomic():
         _clear(since)
     month = _month(first)
+    years: set[dt.date] = set()
     while month <= last:
         lo = max(month, first)
         hi = min(_next_month(month) - dt.timedelta(days=1), last)
@@ -279,12 +340,18 @@ def rollup_rebuild(*, since: dt.date | None = None, progress: object = None) -> 
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
             recompute_days(lo, hi)
             recompute_months([month])
+            # Weeks of the month (one straddling the next month is completed by the next pass).
+            recompute_weeks([*(lo + dt.timedelta(days=n) for n in range(0, (hi - lo).days + 1, 7)), hi])
+        years.update({lo, hi})
         result.days += (hi - lo).days + 1
         result.months += 1
         if callable(progress):
             progress(month)
         month = _next_month(month)
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        recompute_years(years)
         state, _ = RollupState.objects.select_for_update().get_or_create(name=STATE_NAME)
         state.last_event_id = max(state.last_event_id, result.last_event_id)
         state.save()
@@ -304,4 +371,6 @@ def _clear(since: dt.date | None) -> None:
     UsageActorMonthly.objects.filter(month__gte=_month(since)).delete()
     UsageCube.objects.filter(period_kind="d", period__gte=since).delete()
     UsageCube.objects.filter(period_kind="m", period__gte=_month(since)).delete()
-    UsageDistinct.objects.filter(month__gte=_month(since)).delete()
+    UsageDistinct.objects.filter(span="m", month__gte=_month(since)).delete()
+    UsageDistinct.objects.filter(span="w", month__gte=_monday(since)).delete()
+    UsageDistinct.objects.filter(span="y", month__gte=since.replace(month=1, day=1)).delete()

@@ -3,6 +3,9 @@ small-cell rule applied; deployment targets.
 
 Dates are local days, ``start`` and ``end`` both included. Each call is one query on the rollup tables
 (plus, for breakdowns by structure, one for the labels). Month-aligned ranges read the monthly rollups.
+Distinct actors read precomputed rows (``UsageDistinct``) per month, per ISO week (a weekly series: one more
+query for its partial first and last weeks) and per calendar year (a period from 1 January: one more query
+checking that no later day of the year has actors).
 """
 
 from __future__ import annotations
@@ -18,9 +21,18 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth, TruncWeek
 
 from . import resolver
-from .indicators import INDICATORS, SERVICES, SMALL_CELL_THRESHOLD, Indicator, Term, get_indicator
+from .indicators import (
+    INDICATORS,
+    SERVICES,
+    SMALL_CELL_THRESHOLD,
+    Indicator,
+    Term,
+    distinct_key,
+    get_indicator,
+)
 from .models import (
     CubeLevel,
+    DistinctSpan,
     Target,
     UsageActorDaily,
     UsageActorMonthly,
@@ -288,33 +300,93 @@ def _distinct_rows(
     filters: _Filters,
 ) -> dict[tuple[dt.date | None, Any], _Cell]:
     kinds = [t.kind for t in indicator.numerator]
-    qs: QuerySet[Any]
     used = filters.columns | ({group} if group in ("department", "category", "college") else set())
     level = _CUBE_LEVELS.get(frozenset(used), CubeLevel.FULL if len(used) == 3 else None)
+    if level is None or filters.structure or group == "structure":
+        return _actor_rows(kinds, start=start, end=end, granularity=granularity, group=group, filters=filters)
+    kind = distinct_key(indicator)
     one_month = granularity is None and start.day == 1 and start.replace(day=1) == end.replace(day=1)
-    if (
-        len(kinds) == 1
-        and level is not None
-        and not filters.structure
-        and group != "structure"
-        and _month_aligned(start, end)
-        and (granularity == "month" or one_month)
-    ):
+    if _month_aligned(start, end) and (granularity == "month" or one_month):
         # Precomputed distinct counts: one row per month (and per group).
-        qs = UsageDistinct.objects.filter(
-            filters.q, level=level, kind=kinds[0], month__gte=start, month__lte=end
-        )
-        values: dict[str, Any] = {"d": F("month")} if granularity == "month" else {}
-        if group:
-            values["g"] = F(_GROUP_COLUMNS[group])
-        distinct_cells: dict[tuple[dt.date | None, Any], _Cell] = {}
-        for found in qs.values(**values, n=F("actors")):
-            row: dict[str, Any] = dict(found)
-            if row["n"]:
-                key = (_as_date(row["d"]) if "d" in row else None, row.get("g"))
-                distinct_cells[key] = _Cell(num_count=float(row["n"]), seen=True)
-        return distinct_cells
-    if granularity in (None, "month") and _month_aligned(start, end):
+        return _precomputed(DistinctSpan.MONTH, kind, level, start, end, granularity, group, filters)
+    if granularity is None and _year_to_date(kinds, start, end):
+        return _precomputed(DistinctSpan.YEAR, kind, level, start, start, None, group, filters)
+    if granularity == "week":
+        # Whole ISO weeks precomputed; the partial first and last weeks from the daily actors.
+        first_full = start + dt.timedelta(days=(7 - start.weekday()) % 7)
+        last_full = end - dt.timedelta(days=(end.weekday() + 1) % 7)
+        if first_full < last_full:
+            cells = _precomputed(
+                DistinctSpan.WEEK, kind, level, first_full, last_full, "week", group, filters
+            )
+            one_day = dt.timedelta(days=1)
+            edges = Q()
+            for lo, hi in ((start, first_full - one_day), (last_full + one_day, end)):
+                if lo <= hi:
+                    edges |= Q(day__gte=lo, day__lte=hi)
+            if edges:
+                partial = _actor_rows(
+                    kinds, start=start, end=end, granularity="week", group=group, filters=filters, days=edges
+                )
+                cells.update(partial)
+            return cells
+    return _actor_rows(kinds, start=start, end=end, granularity=granularity, group=group, filters=filters)
+
+
+def _year_to_date(kinds: list[str], start: dt.date, end: dt.date) -> bool:
+    """Whether [start, end] counts the same actors as its calendar year: it starts on 1 January and no
+    actor of the kinds was seen later in that year (the usual "year to date" period)."""
+    if (start.month, start.day) != (1, 1) or end.year != start.year:
+        return False
+    if (end.month, end.day) == (12, 31):
+        return True
+    later = UsageActorDaily.objects.filter(kind__in=kinds, day__gt=end, day__lte=dt.date(end.year, 12, 31))
+    return not later.exists()
+
+
+def _precomputed(
+    span: str,
+    kind: str,
+    level: int,
+    start: dt.date,
+    end: dt.date,
+    granularity: str | None,
+    group: str | None,
+    filters: _Filters,
+) -> dict[tuple[dt.date | None, Any], _Cell]:
+    """Rows of ``UsageDistinct`` of one span whose first day falls in [start, end]."""
+    qs = UsageDistinct.objects.filter(
+        filters.q, span=span, level=level, kind=kind, month__gte=start, month__lte=end
+    )
+    values: dict[str, Any] = {"d": F("month")} if granularity is not None else {}
+    if group:
+        values["g"] = F(_GROUP_COLUMNS[group])
+    cells: dict[tuple[dt.date | None, Any], _Cell] = {}
+    for found in qs.values(**values, n=F("actors")):
+        row: dict[str, Any] = dict(found)
+        if row["n"]:
+            key = (_as_date(row["d"]) if "d" in row else None, row.get("g"))
+            cells[key] = _Cell(num_count=float(row["n"]), seen=True)
+    return cells
+
+
+def _actor_rows(
+    kinds: list[str],
+    *,
+    start: dt.date,
+    end: dt.date,
+    granularity: str | None,
+    group: str | None,
+    filters: _Filters,
+    days: Q | None = None,
+) -> dict[tuple[dt.date | None, Any], _Cell]:
+    """Distinct actors counted on the actor rollups (monthly when month-aligned, else daily; ``days``:
+    only these days of the daily rollup)."""
+    qs: QuerySet[Any]
+    if days is not None:
+        qs = UsageActorDaily.objects.filter(days)
+        date_col = "day"
+    elif granularity in (None, "month") and _month_aligned(start, end):
         qs = UsageActorMonthly.objects.filter(month__gte=start, month__lte=end)
         date_col = "month"
     else:
@@ -500,7 +572,15 @@ _SKIP_SCAN = """
 
 def _structures_with_usage() -> list[int]:
     """Distinct structure ids of the monthly rollup, by a skip scan of its structure index (fast at any
-    volume: one index probe per structure)."""
+    volume: one index probe per structure). Elsewhere (the embedded demo on SQLite) a plain DISTINCT."""
+    if connection.vendor != "postgresql":
+        ids = (
+            UsageMonthly.objects.exclude(structure_id=None)
+            .order_by("structure_id")
+            .values_list("structure_id", flat=True)
+            .distinct()
+        )
+        return [pk for pk in ids if pk is not None]
     with connection.cursor() as cursor:
         cursor.execute(_SKIP_SCAN.format(table=UsageMonthly._meta.db_table))
         return [row[0] for row in cursor.fetchall()]

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from annuaire.models import Structure
 from enrs.usage import rollups
 from enrs.usage.indicators import INDICATORS
+from enrs.usage.models import CubeLevel, DistinctSpan, UsageDistinct
 from enrs.usage.selectors import (
     Point,
     Row,
@@ -124,11 +125,22 @@ def test_distinct_counts_agree_between_precomputed_and_raw_paths(events: list[Ev
     for row in rows:
         expected = len({e.actor for e in sent if e.department == row.key and e.day <= september})
         assert (row.value, row.suppressed) == ((None, True) if expected < 5 else (expected, False))
-    # Two kinds (requested or accepted): always from the actor rollup, still distinct across kinds.
+    # Two kinds (requested or accepted): precomputed under the indicator's own key, distinct across kinds;
+    # the same figure from the daily actor rollup (not month-aligned) and per week.
+    tele_actors = {e.actor for e in events if e.kind == "telemedecine.act_accepted" and e.day <= september}
     tele = indicator_total("telemedecine.active_professionals", start=FIRST, end=september)
-    assert tele.value == len(
-        {e.actor for e in events if e.kind == "telemedecine.act_accepted" and e.day <= september}
-    )
+    assert tele.value == len(tele_actors)
+    assert UsageDistinct.objects.get(
+        span=DistinctSpan.MONTH,
+        month=FIRST,
+        kind="=telemedecine.active_professionals",
+        level=CubeLevel.REGION,
+    ).actors == len(tele_actors)
+    weeks = indicator_series("telemedecine.active_professionals", start=FIRST, end=LAST, granularity="week")
+    for point in weeks:
+        lo, hi = max(point.period, FIRST), min(point.period + dt.timedelta(days=6), LAST)
+        actors = {e.actor for e in events if e.kind == "telemedecine.act_accepted" and lo <= e.day <= hi}
+        assert point.value == (None if 0 < len(actors) < 5 else len(actors))
 
 
 def test_ratio_and_signed_terms(events: list[Ev]) -> None:
@@ -342,3 +354,62 @@ def test_actor_key_is_a_keyed_pseudonym() -> None:
     assert actor_key(SimpleNamespace(pk=43, is_anonymous=False)) != key
     assert actor_key(None) == ""
     assert actor_key(SimpleNamespace(pk=None, is_anonymous=True)) == ""
+
+
+def _actors(events: list[Ev], lo: dt.date, hi: dt.date, **where: Any) -> set[str]:
+    return {
+        e.actor
+        for e in events
+        if e.kind == "messagerie.message_sent"
+        and lo <= e.day <= hi
+        and all(getattr(e, key) == value for key, value in where.items())
+    }
+
+
+def _expected(actors: set[str]) -> tuple[float | None, bool]:
+    return (None, True) if 0 < len(actors) < 5 else (float(len(actors)), False)
+
+
+def _check_weeks_and_year(events: list[Ev]) -> None:
+    # Weekly series: whole ISO weeks precomputed, partial first (from Tuesday 1 Sept.) and last weeks
+    # (to Saturday 31 Oct.) from the daily actors; every week equals the raw distinct count.
+    scopes: list[dict[str, Any]] = [{}, {"department": "35"}]
+    for scope in scopes:
+        series = indicator_series(
+            "messagerie.active_professionals", start=FIRST, end=LAST, granularity="week", **scope
+        )
+        assert len(series) == 9  # weeks of Monday 31 Aug. … Monday 26 Oct.
+        for point in series:
+            lo, hi = max(point.period, FIRST), min(point.period + dt.timedelta(days=6), LAST)
+            assert (point.value, point.suppressed) == _expected(_actors(events, lo, hi, **scope)), point
+    # Year to date (1 January to the last day with data): the precomputed yearly row.
+    january = dt.date(2026, 1, 1)
+    total = indicator_total("messagerie.active_professionals", start=january, end=LAST)
+    assert total.value == len(_actors(events, january, LAST)) > 0
+    region = UsageDistinct.objects.get(
+        span=DistinctSpan.YEAR, month=january, kind="messagerie.message_sent", level=CubeLevel.REGION
+    )
+    assert region.actors == total.value
+    rows = indicator_breakdown("messagerie.active_professionals", start=january, end=LAST, by="department")
+    by_department = {
+        dep: _actors(events, january, LAST, department=dep) for dep in ("35", "29", "56", "22", "")
+    }
+    assert {row.key: (row.value, row.suppressed) for row in rows} == {
+        dep: _expected(actors) for dep, actors in by_department.items() if actors
+    }
+    # Data later in the year than the end of the period: not the yearly row, still exact.
+    before = dt.date(2026, 10, 20)
+    partial = indicator_total("messagerie.active_professionals", start=january, end=before, department="29")
+    assert (partial.value, partial.suppressed) == _expected(_actors(events, january, before, department="29"))
+
+
+def test_weekly_and_yearly_distinct_actors_match_raw_counts(events: list[Ev], rng: random.Random) -> None:
+    _check_weeks_and_year(events)
+    # A late event (recorded now, occurred in September) updates its week and its year incrementally.
+    late = make_events(rng, 200, first=dt.date(2026, 9, 14), days=3, actors=400)
+    store(late)
+    rollups.rollup_run()
+    _check_weeks_and_year(events + late)
+    # The full rebuild gives the same numbers.
+    rollups.rollup_rebuild()
+    _check_weeks_and_year(events + late)
