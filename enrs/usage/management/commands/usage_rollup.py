@@ -4,6 +4,7 @@ import datetime as dt
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 
 from enrs.usage import rollups
 
@@ -16,6 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--since", help="Avec --rebuild : recalculer à partir de ce jour (AAAA-MM-JJ).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if connection.vendor != "postgresql":
+            raise CommandError(
+                "Les agrégats d'usage demandent PostgreSQL (DATABASE_URL) : la démonstration embarquée sur "
+                "SQLite affiche des tableaux de bord vides."
+            )
         since = None
         if options["since"]:
             if not options["rebuild"]:
