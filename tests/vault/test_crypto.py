@@ -15,7 +15,8 @@ def test_round_trip_across_segment_boundaries(size: int) -> None:
     data = os.urandom(size)
     sealed = b"".join(crypto.encrypt_stream([data], key=KEY, key_id="k1", context=b"ctx", segment_size=4096))
     assert crypto.read_key_id(sealed) == "k1"
-    assert data not in sealed or size == 0
+    if size >= 16:  # a shorter random plaintext may appear in any ciphertext by chance
+        assert data not in sealed
     assert crypto.decrypt(sealed, keys={"k1": KEY}, context=b"ctx") == data
 
 
