@@ -185,6 +185,19 @@ class Structure(models.Model):
         number = self.finess_et or self.finess_ej or self.siret
         return f"{self.name} ({number})" if number else self.name
 
+    @property
+    def idnat_struct(self) -> str:
+        """IdNat_Struct (CDA/XDS/VIHF organisation identifier) from the structure's own FINESS or SIRET."""
+        return identifiers.organization_idnat_struct(
+            finess=self.finess_et or self.finess_ej, siret=self.siret
+        )
+
+    @property
+    def department_code(self) -> str:
+        """INSEE code of the department of its commune ("" when the commune is unknown)."""
+        commune = self.commune
+        return commune.department.code if commune is not None and commune.department_id else ""
+
     def clean(self) -> None:
         if self.finess_et == "":
             self.finess_et = None

@@ -139,38 +139,11 @@ def _err(message: str, field: str | None = None) -> ValidationError:
 # Identities and codes
 
 
-def structure_idnat(structure: Structure) -> str:
-    """IdNat_Struct of a structure: ``1`` + its FINESS (site, else legal entity), else ``3`` + SIRET."""
-    finess = structure.finess_et or structure.finess_ej
-    if finess:
-        return "1" + finess
-    if structure.siret:
-        return "3" + structure.siret
-    return ""
-
-
-def _department(structure: Structure) -> str:
-    commune = structure.commune
-    if commune is None:
-        return ""
-    return str(commune.department.code) if commune.department_id else ""
-
-
 def _code(table: str, value: str, label: str, field: str) -> Code:
     found = valuesets.lookup(table, value)
     if found is None:
         raise _err(f"{label} « {value} » inconnu.", field)
     return found
-
-
-def _specialty_code(professional: Professional) -> str:
-    """J01 author specialty: ``G15_10/SM54`` for a physician with a savoir-faire, else ``G15_60``."""
-    base = f"G15_{professional.profession_code}"
-    if professional.specialty_code:
-        combined = f"{base}/{professional.specialty_code}"
-        if valuesets.lookup("author_specialty", combined) is not None:
-            return combined
-    return base if valuesets.lookup("author_specialty", base) is not None else ""
 
 
 def _person(professional: Professional) -> cda.Person:
@@ -179,7 +152,7 @@ def _person(professional: Professional) -> cda.Person:
         family=professional.last_name.upper(),
         given=professional.first_name,
         profession_code=professional.profession_code,
-        specialty_code=_specialty_code(professional),
+        specialty_code=valuesets.author_specialty(professional.profession_code, professional.specialty_code),
     )
 
 
@@ -191,7 +164,7 @@ def _xcn(professional: Professional) -> str:
 
 
 def _xon(structure: Structure) -> str:
-    return f"{structure.name}^^^^^&{IDNST_OID}&ISO^IDNST^^^{structure_idnat(structure)}"
+    return f"{structure.name}^^^^^&{IDNST_OID}&ISO^IDNST^^^{structure.idnat_struct}"
 
 
 def _dtm(moment: dt.datetime) -> str:
@@ -248,7 +221,9 @@ def _document_entry(data: _EntryInput) -> ebrim.DocumentEntry:
         raise _err(
             f"Aucune classe de document connue pour le type « {type_code.code} ».", "type_code"
         ) from None
-    specialty = _specialty_code(data.professional)
+    specialty = valuesets.author_specialty(
+        data.professional.profession_code, data.professional.specialty_code
+    )
     patient_id = ebrim.ins_cx(patient.ins, patient.ins_oid)
     author = ebrim.Author(
         person=_xcn(data.professional),
@@ -424,7 +399,7 @@ def _usage(kind: str, document: Document, *, actor: Any = None) -> None:
     usage_emit(
         kind,
         structure_id=document.structure_id,
-        department=_department(document.structure),
+        department=document.structure.department_code,
         dims={"type_code": document.type_code, "source": document.source},
         actor=actor,
     )
@@ -467,7 +442,7 @@ def _create_document(
         raise _err(f"Origine du document inconnue : « {source} ».", "source")
     if confidentiality not in Confidentiality.values:
         raise _err("Niveau de confidentialité inconnu (N, R ou V).", "confidentiality")
-    idnat_struct = structure_idnat(structure)
+    idnat_struct = structure.idnat_struct
     if not idnat_struct:
         raise _err(
             "La structure n'a ni FINESS ni SIRET : elle ne peut pas être identifiée au DMP.", "structure"
@@ -876,7 +851,7 @@ def _assertion(document: Document) -> bytes:
     claims = vihf.VihfClaims(
         idnat_ps=professional.idnat_ps,
         subject_name=f"{professional.last_name.upper()} {professional.first_name}".strip(),
-        structure_id=structure_idnat(document.structure),
+        structure_id=document.structure.idnat_struct,
         activity_sector=f"{sector}^{SECTOR_SYSTEM}",
         profession=vihf.CodedValue(
             professional.profession_code, vihf.PROFESSION_SYSTEM, "", professional.profession_label
@@ -1215,7 +1190,6 @@ __all__ = [
     "document_replace",
     "document_set_visibility",
     "document_submit",
-    "structure_idnat",
     "submission_attempt",
     "submission_retry",
     "submissions_requeue",

@@ -34,6 +34,7 @@ his PractitionerRoles lists all his PER boxes. Canonicals are not version-pinned
 
 from typing import Any
 
+from annuaire.standards.identifiers import organization_idnat_struct
 from enrs.fhir.elements import meta, reference
 
 from .records import MailboxRecord, OrganizationRecord, PractitionerRecord, PractitionerRoleRecord
@@ -198,16 +199,6 @@ def practitioner_role(record: PractitionerRoleRecord) -> Resource:
 
 
 # --- Organization -----------------------------------------------------------------------------------
-
-
-def organization_idnat_struct(*, finess: str, siret: str) -> str:
-    """IdNat_Struct of a structure: ``1`` + its own FINESS, else ``3`` + its SIRET, else ""
-    (standards §1.1; ``2`` + SIREN is unverified and not produced)."""
-    if finess:
-        return "1" + finess
-    if siret:
-        return "3" + siret
-    return ""
 
 
 def _typed(concept: dict[str, Any], slice_code: str) -> dict[str, Any]:

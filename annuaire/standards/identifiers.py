@@ -222,3 +222,13 @@ def idnat_ps_parse(value: str) -> IdNatPs:
         f"Identifiant national {value!r} invalide : attendu « 8 » + RPPS (11 chiffres) "
         "ou « 0 » + ADELI (9 chiffres)."
     )
+
+
+def organization_idnat_struct(*, finess: str, siret: str) -> str:
+    """IdNat_Struct of a structure: ``1`` + its own FINESS, else ``3`` + its SIRET, else ""
+    (standards §1.1; ``2`` + SIREN is unverified and not produced)."""
+    if finess:
+        return "1" + finess
+    if siret:
+        return "3" + siret
+    return ""

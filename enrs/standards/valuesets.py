@@ -68,6 +68,15 @@ def lookup(name: str, code: str) -> Code | None:
     return _codes(name).get(code)
 
 
+def author_specialty(profession_code: str, specialty_code: str = "") -> str:
+    """J01 author specialty of a professional: ``G15_10/SM54`` (profession/savoir-faire) when the value set
+    has it, else ``G15_10`` (profession), else "" (not carried)."""
+    base = f"G15_{profession_code}"
+    if specialty_code and lookup("author_specialty", f"{base}/{specialty_code}") is not None:
+        return f"{base}/{specialty_code}"
+    return base if lookup("author_specialty", base) is not None else ""
+
+
 def source(name: str) -> str:
     """Where the codes of `name` come from (file and version, or the hand-kept table's source)."""
     return str(_data()[name]["source"])

@@ -38,7 +38,7 @@ from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from annuaire.models import MailboxKind, Professional, Structure
+from annuaire.models import MailboxKind, Professional
 from enrs.audit.services import audit_record
 from enrs.outbox.models import AttemptOutcome, OutboxStatus
 from enrs.outbox.services import (
@@ -299,16 +299,6 @@ def draft_save(
 # --- CDA + XDM ------------------------------------------------------------------------------------------
 
 
-def _idnat_struct(structure: Structure) -> str:
-    if structure.finess_et:
-        return "1" + structure.finess_et
-    if structure.finess_ej:
-        return "1" + structure.finess_ej
-    if structure.siret:
-        return "3" + structure.siret
-    return structure.rpps_structure_id or ""
-
-
 def _build_cda_xdm(
     *,
     mailbox: Mailbox,
@@ -321,7 +311,7 @@ def _build_cda_xdm(
 ) -> tuple[bytes, dict[str, str]]:
     """A CDA level 1 embedding `pdf`, packaged as IHE_XDM.zip. Returns (zip, description of the doc)."""
     from enrs.standards import cda, ebrim
-    from enrs.standards.valuesets import lookup
+    from enrs.standards.valuesets import author_specialty, lookup
     from messagerie.standards import xdm
 
     if not patient.may_carry_ins:
@@ -349,7 +339,7 @@ def _build_cda_xdm(
     if structure is None:
         exercice = professional.exercices.select_related("structure").order_by("pk").first()
         structure = exercice.structure if exercice is not None else None
-    if structure is None or not _idnat_struct(structure):
+    if structure is None or not structure.idnat_struct:
         raise ValidationError(
             "Aucune structure d'exercice identifiée pour l'auteur : le document CDA ne peut pas être produit."
         )
@@ -362,11 +352,7 @@ def _build_cda_xdm(
     now = timezone.now()
     root = _document_oid_root()
     doc_ext = uuid.uuid4().hex
-    specialty = (
-        f"G15_{professional.profession_code}/{professional.specialty_code}"
-        if professional.specialty_code
-        else ""
-    )
+    specialty = author_specialty(professional.profession_code, professional.specialty_code)
     author = cda.Person(
         idnat_ps=professional.idnat_ps,
         family=professional.last_name,
@@ -374,7 +360,7 @@ def _build_cda_xdm(
         profession_code=f"G15_{professional.profession_code}",
         specialty_code=specialty,
     )
-    organization = cda.Organization(idnat_struct=_idnat_struct(structure), name=structure.name)
+    organization = cda.Organization(idnat_struct=structure.idnat_struct, name=structure.name)
     identity = patient.cda_identity()
     spec = cda.CdaLevel1Spec(
         document_id_root=root,
@@ -408,7 +394,7 @@ def _build_cda_xdm(
         f"{professional.idnat_ps}^{professional.last_name.upper()}^{professional.first_name}"
         "^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
     )
-    institution = f"{structure.name}^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^{_idnat_struct(structure)}"
+    institution = f"{structure.name}^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^{structure.idnat_struct}"
     xdm_author = ebrim.Author(person=person, institution=institution)
     try:
         entry = xdm.entry_from_cda(

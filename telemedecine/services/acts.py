@@ -178,13 +178,6 @@ def _delay_s(since: dt.datetime | None, now: dt.datetime) -> int | None:
     return int((now - since).total_seconds()) if since is not None else None
 
 
-def _department(structure: Structure | None) -> str:
-    commune = getattr(structure, "commune", None) if structure is not None else None
-    if commune is None or not commune.department_id:
-        return ""
-    return str(commune.department.code)
-
-
 def _usage(
     act: Act,
     state: str,
@@ -203,7 +196,7 @@ def _usage(
     usage_emit(
         f"telemedecine.act_{state}",
         structure_id=act.requester_structure_id,
-        department=_department(act.requester_structure),
+        department=act.requester_structure.department_code,
         dims=dims,
         actor=actor,
     )

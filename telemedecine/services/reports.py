@@ -29,7 +29,7 @@ from django.utils import timezone
 from annuaire.models import Professional, Structure
 from enrs.audit.services import audit_record
 from enrs.standards import cda
-from enrs.standards.valuesets import lookup
+from enrs.standards.valuesets import author_specialty, lookup
 from enrs.vault.models import Blob
 from enrs.vault.services import blob_put, blob_read
 from telemedecine.models import Act, ActEvent, ActStatus
@@ -56,14 +56,6 @@ def _oid_root() -> str:
 def local_patient_oid() -> str:
     """OID of the portal's own patient numbers, used in a CDA when the INS may not be written."""
     return f"{_oid_root()}.3"
-
-
-def structure_idnat(structure: Structure) -> str:
-    """IdNat_Struct: ``1`` + FINESS (site, else legal entity), else ``3`` + SIRET."""
-    finess = structure.finess_et or structure.finess_ej
-    if finess:
-        return "1" + finess
-    return "3" + structure.siret if structure.siret else ""
 
 
 def expert_professional(act: Act) -> Professional | None:
@@ -160,13 +152,6 @@ def report_data(act: Act, *, signer: Any, signed_at: dt.datetime) -> ReportData:
     )
 
 
-def _specialty(professional: Professional) -> str:
-    base = f"G15_{professional.profession_code}"
-    if professional.specialty_code and lookup("author_specialty", f"{base}/{professional.specialty_code}"):
-        return f"{base}/{professional.specialty_code}"
-    return base if lookup("author_specialty", base) is not None else ""
-
-
 def report_cda(act: Act, *, pdf: bytes, signed_at: dt.datetime) -> tuple[bytes | None, str]:
     """The CDA level 1 of the report, or ``(None, reason)`` when it cannot be produced."""
     professional = expert_professional(act)
@@ -176,7 +161,7 @@ def report_cda(act: Act, *, pdf: bytes, signed_at: dt.datetime) -> tuple[bytes |
             "actif de l'annuaire (IdNat_PS)."
         )
     structure = expert_structure(act, professional)
-    if structure is None or not structure_idnat(structure):
+    if structure is None or not structure.idnat_struct:
         return None, (
             "Le document CDA n'a pas été produit : la structure du requis n'est pas identifiée "
             "(ni FINESS ni SIRET)."
@@ -199,9 +184,9 @@ def report_cda(act: Act, *, pdf: bytes, signed_at: dt.datetime) -> tuple[bytes |
         family=professional.last_name.upper(),
         given=professional.first_name,
         profession_code=professional.profession_code,
-        specialty_code=_specialty(professional),
+        specialty_code=author_specialty(professional.profession_code, professional.specialty_code),
     )
-    organization = cda.Organization(idnat_struct=structure_idnat(structure), name=structure.name)
+    organization = cda.Organization(idnat_struct=structure.idnat_struct, name=structure.name)
     start = act.started_at or act.accepted_at or signed_at
     end = act.ended_at or signed_at
     root = _oid_root()

@@ -165,7 +165,7 @@ def test_accepted_submission_stores_request_and_response(
     assert assertion is not None
     verified = vihf.verify_vihf(assertion, pki.ca_bundle_pem)
     assert verified.idnat_ps == document.author_professional.idnat_ps  # type: ignore[union-attr]
-    assert verified.structure_id == services.structure_idnat(document.structure)
+    assert verified.structure_id == document.structure.idnat_struct
     assert verified.patient_ins_cx == submission_set.patient_id
 
     assert list(document.events.values_list("action", flat=True)) == [
