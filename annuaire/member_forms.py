@@ -5,12 +5,10 @@ French errors come back next to the field they concern (`add_service_errors`). W
 classes; Django adds ``aria-invalid`` and ``aria-describedby`` (hint and error ids) to fields in error.
 """
 
-from collections.abc import Mapping
 from typing import Any, cast
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -26,17 +24,9 @@ from annuaire.models import (
 )
 from annuaire.selectors.members import FEE_MISSING, member_professional_find
 from annuaire.services.members import StructureData, convention_max_size_text
+from enrs.core.forms import DateInput, DsfrForm
 
 COLLEGE_CHOICES = [(value, f"{value} — {label}") for value, label in College.choices]
-
-
-class DateInput(forms.DateInput):
-    """A native date picker (keyboard-usable), with the ISO value it expects."""
-
-    input_type = "date"
-
-    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(attrs=attrs, format="%Y-%m-%d")
 
 
 class FrenchDecimalField(forms.DecimalField):
@@ -50,37 +40,6 @@ class FrenchDecimalField(forms.DecimalField):
         if isinstance(value, str):
             value = "".join(value.split()).replace(",", ".")
         return super().to_python(value)
-
-
-class DsfrForm(forms.Form):
-    """A form whose widgets carry the DSFR classes (fr-input, fr-select, fr-upload)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for field in self.fields.values():
-            widget = field.widget
-            if isinstance(widget, forms.RadioSelect | forms.CheckboxInput):  # radios and checkbox groups
-                continue
-            if isinstance(widget, forms.Select):
-                css = "fr-select"
-            elif isinstance(widget, forms.FileInput):
-                css = "fr-upload"
-            else:
-                css = "fr-input"
-            widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css}".strip()
-
-
-def add_service_errors(
-    form: forms.Form, error: ValidationError, field_map: Mapping[str, str] | None = None
-) -> None:
-    """Put a service's `ValidationError` on the form: each message next to the field it names (through
-    `field_map` when the service's argument has another name), the others at the top of the form."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for key, errors in error.error_dict.items():
-        name = (field_map or {}).get(key, key)
-        form.add_error(name if name in form.fields and name != NON_FIELD_ERRORS else None, errors)
 
 
 def _professional_from_identifier(form: forms.Form, field: str) -> None:

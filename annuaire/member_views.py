@@ -32,7 +32,6 @@ from annuaire.member_forms import (
     RepresentativeForm,
     ServicesForm,
     TransitionForm,
-    add_service_errors,
 )
 from annuaire.models import (
     Adherent,
@@ -65,6 +64,7 @@ from enrs.accounts.roles import ADMINISTRATION_ACCESS, access_required
 from enrs.audit.models import AuditEvent
 from enrs.audit.services import audit_record
 from enrs.core.csv_export import csv_response
+from enrs.core.forms import add_service_errors
 
 PAGE_SIZE = 25
 EXPORT_CHUNK_SIZE = 500

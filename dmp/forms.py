@@ -20,7 +20,7 @@ from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
 from annuaire.models import Structure
-from enrs.patients.forms import DsfrForm
+from enrs.core.forms import DsfrForm
 from enrs.standards import valuesets
 
 from .models import Confidentiality, Document

@@ -24,11 +24,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annuaire.selectors.structures import structures_of_user
 from enrs.accounts.roles import CLINICAL_ACCESS, access_required
 from enrs.audit.services import audit_record
+from enrs.core.forms import add_service_errors
 from enrs.core.navigation import service
 from enrs.core.pagination import page_number, page_of
 from enrs.outbox.models import OutboxStatus
 from enrs.patients import selectors as patient_selectors
-from enrs.patients.forms import add_service_errors
 from enrs.patients.models import Patient
 from enrs.standards import valuesets
 

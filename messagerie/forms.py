@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import ValidationError
 
 from annuaire.models import MailboxKind
 from enrs.accounts.models import User
+from enrs.core.forms import DateInput, DsfrForm
 from enrs.standards.valuesets import codes
 
 from .models import Folder
@@ -20,48 +20,6 @@ from .selectors import MessageSearch
 
 DEFAULT_DOCUMENT_TYPE = "11488-4"  # LOINC "Note de consultation" (the relay's default)
 _ADDRESS_SPLIT = re.compile(r"[,;\s]+")
-
-
-class DateInput(forms.DateInput):
-    """A native date picker (keyboard-usable) with the ISO value it expects."""
-
-    input_type = "date"
-
-    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(attrs=attrs, format="%Y-%m-%d")
-
-
-class DsfrForm(forms.Form):
-    """A form whose widgets carry the DSFR classes."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for field in self.fields.values():
-            widget = field.widget
-            if isinstance(widget, forms.RadioSelect | forms.CheckboxInput | forms.MultipleHiddenInput):
-                continue
-            if isinstance(widget, forms.HiddenInput):
-                continue
-            css = (
-                "fr-select"
-                if isinstance(widget, forms.Select)
-                else "fr-upload"
-                if isinstance(widget, forms.FileInput)
-                else "fr-input"
-            )
-            widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css}".strip()
-
-
-def add_service_errors(
-    form: forms.Form, error: ValidationError, field_map: Mapping[str, str] | None = None
-) -> None:
-    """A service's `ValidationError` on the form: each message next to the field it names, others on top."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for key, errors in error.error_dict.items():
-        name = (field_map or {}).get(key, key)
-        form.add_error(name if name in form.fields and name != NON_FIELD_ERRORS else None, errors)
 
 
 def split_addresses(value: str) -> list[str]:

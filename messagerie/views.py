@@ -36,6 +36,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annuaire.models import MailboxAddress, MailboxKind
 from enrs.accounts.roles import ADMINISTRATION_ACCESS, CLINICAL_ACCESS, access_required
 from enrs.audit.services import audit_record
+from enrs.core.forms import add_service_errors
 from enrs.core.navigation import service
 from enrs.core.pagination import page_number, page_of
 from enrs.patients.models import Patient
@@ -52,7 +53,6 @@ from .forms import (
     SearchForm,
     TokenForm,
     TrustedDomainForm,
-    add_service_errors,
 )
 from .models import (
     ApplicationToken,

@@ -16,7 +16,7 @@ from annuaire.models import Structure
 from annuaire.selectors.structures import structures_of_user
 from enrs.accounts.models import User
 from enrs.accounts.roles import Role
-from enrs.patients.forms import DsfrForm
+from enrs.core.forms import DsfrForm
 
 from .models import (
     ActType,

@@ -42,8 +42,9 @@ from enrs.accounts.roles import (
     user_has_role,
 )
 from enrs.audit.services import audit_record
+from enrs.core.forms import add_service_errors
 from enrs.core.navigation import service
-from enrs.patients.forms import PatientSearchForm, add_service_errors
+from enrs.patients.forms import PatientSearchForm
 from enrs.patients.models import Patient
 from enrs.patients.selectors import patient_get_audited, patient_search
 from enrs.vault.services import blob_chunks

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from enrs.accounts.roles import CLINICAL_ACCESS, access_required
 from enrs.audit.services import audit_record
+from enrs.core.forms import add_service_errors
 from enrs.core.pagination import page_number, page_of
 
 from . import selectors, services
@@ -34,7 +35,6 @@ from .forms import (
     PatientCreateForm,
     PatientSearchForm,
     StatusForm,
-    add_service_errors,
 )
 from .models import Consent, ConsentKind, IdentityStatus, IdentityStatusChange, Patient
 
